@@ -1,0 +1,53 @@
+# Multi-LLM Chat. `make run` on a bare machine; `make test` for the test suite.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+# Tests use the machine's real Postgres and Redis; override to point elsewhere.
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
+TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
+PYTEST_ARGS ?=
+
+.PHONY: install install-dev run test lint format migrations-check clean
+
+$(BIN)/.installed-base: requirements/base.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements/base.txt
+	touch $@
+
+$(BIN)/.installed-dev: $(BIN)/.installed-base requirements/dev.txt
+	$(BIN)/pip install --quiet -r requirements/dev.txt
+	touch $@
+
+install: $(BIN)/.installed-base
+
+install-dev: $(BIN)/.installed-dev
+
+## Set up and serve the app on http://$(HOST):$(PORT) with the embedded defaults.
+run: install
+	DEBUG=$${DEBUG:-on} $(BIN)/python manage.py migrate --noinput
+	DEBUG=$${DEBUG:-on} $(BIN)/python manage.py ensure_admin
+	DEBUG=$${DEBUG:-on} $(BIN)/python manage.py sync_models
+	DEBUG=$${DEBUG:-on} $(BIN)/daphne -b $(HOST) -p $(PORT) multillm.asgi:application
+
+## Set up and run the whole test suite against the local Postgres and Redis.
+test: install-dev
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) SECRET_KEY=test-only-secret \
+	ALLOWED_HOSTS=localhost,127.0.0.1,testserver CHANNEL_LAYER_PREFIX=test$$$$ DEBUG=off \
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: install-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install-dev
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+migrations-check: install
+	DEBUG=on $(BIN)/python manage.py makemigrations --check --dry-run
+
+clean:
+	rm -rf $(VENV) var

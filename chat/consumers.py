@@ -1,0 +1,168 @@
+"""The chat websocket: `/ws/chat/<conversation uuid>/`.
+
+Thin by design: it checks who is asking, parses frames, calls a service and forwards
+the conversation group's events. Generations run on their own (chat.generation), so a
+socket closing never stops an answer.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from importlib import import_module
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+from django.http import Http404
+
+from chat import generation, services
+from chat.models import Conversation, Message
+from chat.selectors import conversation_get_for_user, message_as_frame, messages_for_conversation
+from models_registry.selectors import model_get_usable
+
+logger = logging.getLogger(__name__)
+
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_NOT_FOUND = 4404
+# A frame may carry a full message plus a little JSON around it.
+FRAME_OVERHEAD = 4096
+
+
+class ChatConsumer(AsyncWebsocketConsumer):
+    conversation: Conversation
+    group: str
+
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        try:
+            self.conversation = await database_sync_to_async(conversation_get_for_user)(
+                user=user, conversation_uuid=self.scope["url_route"]["kwargs"]["conversation_uuid"]
+            )
+        except Http404:
+            await self.close(code=CLOSE_NOT_FOUND)
+            return
+        self.group = generation.chat_group(self.conversation.uuid)
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept()
+
+    async def disconnect(self, code: int) -> None:
+        if hasattr(self, "group"):
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if not await self._session_still_valid():
+            await self._send_error("unauthenticated", "Your session has ended. Log in again.")
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        if text_data is None:
+            await self._send_error("bad_frame", "Frames must be JSON text.")
+            return
+        if len(text_data) > settings.CHAT_MAX_MESSAGE_CHARS * 4 + FRAME_OVERHEAD:
+            await self._send_error("too_large", "That frame is too large.")
+            return
+        try:
+            frame = json.loads(text_data)
+        except json.JSONDecodeError:
+            await self._send_error("bad_frame", "Frames must be JSON objects.")
+            return
+        if not isinstance(frame, dict):
+            await self._send_error("bad_frame", "Frames must be JSON objects.")
+            return
+        handlers = {"send": self._on_send, "stop": self._on_stop, "sync": self._on_sync}
+        handler = handlers.get(frame.get("type"))  # type: ignore[arg-type]
+        if handler is None:
+            await self._send_error("unknown_type", f"Unknown frame type {str(frame.get('type'))[:50]!r}.")
+            return
+        await handler(frame)
+
+    async def _on_send(self, frame: dict[str, Any]) -> None:
+        content = frame.get("content")
+        models = frame.get("models")
+        if not isinstance(content, str):
+            await self._send_error("bad_frame", "`content` must be a string.")
+            return
+        if not isinstance(models, list) or not models or not all(isinstance(m, str) for m in models):
+            await self._send_error("bad_frame", "`models` must be a list with one model id.")
+            return
+        if len(models) > 1:
+            await self._send_error("too_many_models", "Pick one model: side-by-side answers are not available yet.")
+            return
+        model = await database_sync_to_async(model_get_usable)(user=self.scope["user"], model_id=models[0])
+        if model is None:
+            await self._send_error("model_unavailable", f"The model {models[0][:200]!r} is not available to you.")
+            return
+        try:
+            exchange = await database_sync_to_async(services.exchange_start)(
+                conversation=self.conversation, content=content, model=model
+            )
+        except services.ChatError as exc:
+            await self._send_error(exc.code, exc.detail)
+            return
+        for message in (exchange.user_message, exchange.assistant_message):
+            await self._broadcast({"type": "message.created", "message": message_as_frame(message)})
+        if exchange.title_changed:
+            await self._broadcast(
+                {
+                    "type": "conversation.updated",
+                    "conversation": {"id": str(exchange.conversation.uuid), "title": exchange.conversation.title},
+                }
+            )
+        generation.generation_start(message_id=exchange.assistant_message.pk, conversation_uuid=self.conversation.uuid)
+
+    async def _on_stop(self, frame: dict[str, Any]) -> None:
+        message_id = frame.get("message")
+        if message_id is not None and not isinstance(message_id, int):
+            await self._send_error("bad_frame", "`message` must be a message id.")
+            return
+        await generation.generation_request_stop(conversation_uuid=self.conversation.uuid, message_id=message_id)
+
+    async def _on_sync(self, frame: dict[str, Any]) -> None:
+        """Send what the client has missed: messages after `after`, and live text of running answers."""
+        after = frame.get("after", 0)
+        if not isinstance(after, int):
+            await self._send_error("bad_frame", "`after` must be a message id.")
+            return
+        messages, streaming = await database_sync_to_async(self._messages_since)(after)
+        for message in messages:
+            await self._send_frame({"type": "message.created", "message": message_as_frame(message)})
+        if streaming:
+            await generation.generation_request_sync(
+                conversation_uuid=self.conversation.uuid, reply_to=self.channel_name
+            )
+
+    def _messages_since(self, after: int) -> tuple[list[Message], bool]:
+        services.generations_reap_stale(conversation=self.conversation)
+        messages = list(messages_for_conversation(conversation=self.conversation, after_id=after))
+        streaming = self.conversation.messages.filter(status=Message.Status.STREAMING).exists()
+        return messages, streaming
+
+    async def chat_event(self, event: dict[str, Any]) -> None:
+        await self._send_frame(event["frame"])
+
+    async def _broadcast(self, frame: dict[str, Any]) -> None:
+        await self.channel_layer.group_send(self.group, {"type": "chat.event", "frame": frame})
+
+    async def _send_frame(self, frame: dict[str, Any]) -> None:
+        await self.send(text_data=json.dumps(frame))
+
+    async def _send_error(self, code: str, detail: str, message: int | None = None) -> None:
+        await self._send_frame({"type": "error", "message": message, "code": code, "detail": detail})
+
+    @database_sync_to_async
+    def _session_still_valid(self) -> bool:
+        """Re-read the session from its store: a logout elsewhere ends this socket too."""
+        session = self.scope.get("session")
+        user = self.scope.get("user")
+        if session is None or user is None or not session.session_key:
+            return False
+        store = import_module(settings.SESSION_ENGINE).SessionStore(session_key=session.session_key)
+        if str(store.get(SESSION_KEY)) != str(user.pk) or not store.get(BACKEND_SESSION_KEY):
+            return False
+        session_hash = store.get(HASH_SESSION_KEY)
+        return bool(session_hash) and session_hash == user.get_session_auth_hash()

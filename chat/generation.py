@@ -1,0 +1,242 @@
+"""Server-owned generations: one asyncio task per answer, independent of any socket.
+
+A generation streams from the provider, sends deltas to the conversation's group (the
+first at once, later ones coalesced), saves its text every few seconds, and saves the
+outcome at the end. It listens on its own channel in the conversation's control group,
+so a Stop or a resync request from any socket, on any replica, reaches it.
+
+Deltas carry `offset`, the length of the text before them, so a client that joined late
+or missed frames can merge a snapshot and later deltas without duplicates or gaps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from django.conf import settings
+
+from chat import services
+from chat.models import Message
+from chat.selectors import message_as_frame
+from models_registry.models import LLMModel
+from models_registry.providers import ProviderError, provider_client
+from models_registry.providers.base import ChatMessage, ChatOptions
+
+logger = logging.getLogger(__name__)
+
+# Keeps a reference to every running generation (asyncio only holds weak ones).
+_RUNNING: dict[int, asyncio.Task[None]] = {}
+
+
+def chat_group(conversation_uuid: Any) -> str:
+    """Sockets showing the conversation join this group."""
+    return f"chat.{conversation_uuid.hex if hasattr(conversation_uuid, 'hex') else conversation_uuid}"
+
+
+def control_group(conversation_uuid: Any) -> str:
+    """Running generations of the conversation join this group to hear stop and sync."""
+    return f"chatctl.{conversation_uuid.hex if hasattr(conversation_uuid, 'hex') else conversation_uuid}"
+
+
+@dataclass(frozen=True)
+class _Context:
+    message_id: int
+    conversation_uuid: Any
+    model: LLMModel
+    history: list[ChatMessage]
+
+
+@database_sync_to_async
+def _load_context(message_id: int) -> _Context:
+    message = Message.objects.select_related("conversation", "model__provider").get(pk=message_id)
+    if message.model is None:
+        raise ProviderError("The model of this answer no longer exists.", permanent=True, code="model_missing")
+    return _Context(
+        message_id=message.pk,
+        conversation_uuid=message.conversation.uuid,
+        model=message.model,
+        history=services.history_for_generation(assistant_message=message),
+    )
+
+
+class Generation:
+    def __init__(self, message_id: int, conversation_uuid: Any) -> None:
+        self.message_id = message_id
+        self.group = chat_group(conversation_uuid)
+        self.control = control_group(conversation_uuid)
+        self.layer = get_channel_layer()
+        self.text = ""
+        self.sent_length = 0
+        self.last_sent_at: float | None = None
+        self.started_at = time.monotonic()
+        self.first_token_at: float | None = None
+        self.stop_requested = False
+        self.send_lock = asyncio.Lock()
+
+    async def run(self) -> None:
+        # The default prefix matters: channels_redis reads every specific channel of a
+        # process through one shared connection keyed by that prefix.
+        channel = await self.layer.new_channel()
+        await self.layer.group_add(self.control, channel)
+        listener = asyncio.create_task(self._listen(channel))
+        checkpointer = asyncio.create_task(self._checkpoint_loop())
+        stream = asyncio.create_task(self._stream())
+        self._stream_task = stream
+        outcome: dict[str, Any] = {"status": Message.Status.COMPLETE}
+        try:
+            outcome.update(await stream)
+        except asyncio.CancelledError:
+            if not self.stop_requested:
+                # The server itself is shutting down: record what we have, then stop.
+                outcome = {"status": Message.Status.INTERRUPTED, "error_code": "shutdown",
+                           "error": "The server shut down while writing this answer."}  # fmt: skip
+            else:
+                outcome = {"status": Message.Status.STOPPED}
+        except ProviderError as exc:
+            logger.info("generation %s failed: %s (%s)", self.message_id, exc.message, exc.code)
+            outcome = {
+                "status": Message.Status.INTERRUPTED if self.text else Message.Status.ERROR,
+                "error_code": exc.code,
+                "error": exc.message,
+            }
+        except Exception:
+            logger.exception("generation %s failed unexpectedly", self.message_id)
+            outcome = {
+                "status": Message.Status.INTERRUPTED if self.text else Message.Status.ERROR,
+                "error_code": "internal",
+                "error": "Something went wrong on the server while writing this answer.",
+            }
+        finally:
+            listener.cancel()
+            checkpointer.cancel()
+            await self.layer.group_discard(self.control, channel)
+        await self._finish(outcome)
+
+    async def _stream(self) -> dict[str, Any]:
+        context = await _load_context(self.message_id)
+        client = provider_client(context.model.provider)
+        options = ChatOptions(context_length=context.model.context_length)
+        chunks = client.stream_chat(model=context.model.name, messages=context.history, options=options)
+        loop = asyncio.get_running_loop()
+        interval = settings.CHAT_DELTA_INTERVAL
+        usage: dict[str, Any] = {}
+        pending_next: asyncio.Future[Any] | None = None
+        try:
+            while True:
+                if pending_next is None:
+                    pending_next = asyncio.ensure_future(chunks.__anext__())
+                timeout = None
+                if len(self.text) > self.sent_length and self.last_sent_at is not None:
+                    timeout = max(0.0, self.last_sent_at + interval - loop.time())
+                done, _ = await asyncio.wait({pending_next}, timeout=timeout)
+                if not done:
+                    await self._send_delta()
+                    continue
+                finished, pending_next = pending_next, None
+                try:
+                    chunk = finished.result()
+                except StopAsyncIteration:
+                    break
+                if chunk.text:
+                    if self.first_token_at is None:
+                        self.first_token_at = time.monotonic()
+                    self.text += chunk.text
+                    if self.last_sent_at is None or loop.time() - self.last_sent_at >= interval:
+                        await self._send_delta()
+                if chunk.done:
+                    usage = {"prompt_tokens": chunk.prompt_tokens, "completion_tokens": chunk.completion_tokens}
+                    break
+        finally:
+            if pending_next is not None:
+                pending_next.cancel()
+                await asyncio.gather(pending_next, return_exceptions=True)
+            await chunks.aclose()  # type: ignore[attr-defined]
+            await self._send_delta()
+        return usage
+
+    async def _send_delta(self) -> None:
+        async with self.send_lock:
+            if len(self.text) <= self.sent_length:
+                return
+            offset = self.sent_length
+            piece = self.text[offset:]
+            self.sent_length = len(self.text)
+            self.last_sent_at = asyncio.get_running_loop().time()
+            await self.layer.group_send(
+                self.group,
+                {
+                    "type": "chat.event",
+                    "frame": {"type": "delta", "message": self.message_id, "text": piece, "offset": offset},
+                },
+            )
+
+    async def _listen(self, channel: str) -> None:
+        while True:
+            event = await self.layer.receive(channel)
+            kind = event.get("type")
+            if kind == "generation.stop" and event.get("message") in (None, self.message_id):
+                self.stop_requested = True
+                self._stream_task.cancel()
+            elif kind == "generation.sync" and event.get("reply_to"):
+                async with self.send_lock:
+                    snapshot = self.text[: self.sent_length]
+                    frame = {"type": "delta", "message": self.message_id, "text": snapshot, "offset": 0}
+                    await self.layer.send(event["reply_to"], {"type": "chat.event", "frame": frame})
+
+    async def _checkpoint_loop(self) -> None:
+        while True:
+            await asyncio.sleep(settings.CHAT_CHECKPOINT_INTERVAL)
+            await database_sync_to_async(services.message_checkpoint)(message_id=self.message_id, content=self.text)
+
+    async def _finish(self, outcome: dict[str, Any]) -> None:
+        now = time.monotonic()
+        message = await database_sync_to_async(services.message_finish)(
+            message_id=self.message_id,
+            content=self.text,
+            status=outcome["status"],
+            error_code=outcome.get("error_code", ""),
+            error=outcome.get("error", ""),
+            prompt_tokens=outcome.get("prompt_tokens"),
+            completion_tokens=outcome.get("completion_tokens"),
+            first_token_ms=round((self.first_token_at - self.started_at) * 1000) if self.first_token_at else None,
+            latency_ms=round((now - self.started_at) * 1000),
+        )
+        if message.error:
+            await self.layer.group_send(
+                self.group,
+                {"type": "chat.event", "frame": {"type": "error", "message": self.message_id,
+                                                 "code": message.error_code, "detail": message.error}},
+            )  # fmt: skip
+        frame = {"type": "message.done", "citations": [], **message_as_frame(message), "message": self.message_id}
+        await self.layer.group_send(self.group, {"type": "chat.event", "frame": frame})
+
+
+def generation_start(*, message_id: int, conversation_uuid: Any) -> asyncio.Task[None]:
+    """Start the answer for an assistant message in this process; it outlives the socket."""
+    task = asyncio.create_task(Generation(message_id, conversation_uuid).run(), name=f"generation-{message_id}")
+    _RUNNING[message_id] = task
+    task.add_done_callback(lambda _: _RUNNING.pop(message_id, None))
+    return task
+
+
+def generation_task(message_id: int) -> asyncio.Task[None] | None:
+    """The running task of an answer in this process, if any (for tests and shutdown)."""
+    return _RUNNING.get(message_id)
+
+
+async def generation_request_stop(*, conversation_uuid: Any, message_id: int | None = None) -> None:
+    await get_channel_layer().group_send(
+        control_group(conversation_uuid), {"type": "generation.stop", "message": message_id}
+    )
+
+
+async def generation_request_sync(*, conversation_uuid: Any, reply_to: str) -> None:
+    await get_channel_layer().group_send(
+        control_group(conversation_uuid), {"type": "generation.sync", "reply_to": reply_to}
+    )

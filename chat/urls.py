@@ -1,0 +1,10 @@
+from django.urls import path
+
+from chat import views
+
+app_name = "chat"
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("c/new/", views.conversation_new, name="conversation_new"),
+    path("c/<uuid:conversation_uuid>/", views.conversation_detail, name="conversation_detail"),
+]

@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_GET, require_POST
+
+from chat.models import Conversation
+from chat.selectors import conversation_get_for_user, conversations_for_sidebar, messages_for_conversation
+from chat.services import conversation_create
+from models_registry.selectors import models_usable_by
+
+
+def _chat_page(request: HttpRequest, conversation: Conversation | None) -> HttpResponse:
+    models = list(models_usable_by(user=request.user))
+    selected = None
+    if conversation is not None and conversation.model_id:
+        selected = next((m for m in models if m.pk == conversation.model_id), None)
+    context = {
+        "conversation": conversation,
+        "conversations": conversations_for_sidebar(user=request.user),  # type: ignore[arg-type]
+        "messages": list(messages_for_conversation(conversation=conversation)) if conversation else [],
+        "models": models,
+        "selected_model": selected or (models[0] if models else None),
+        "max_message_chars": settings.CHAT_MAX_MESSAGE_CHARS,
+        "ollama_base_url": settings.OLLAMA_BASE_URL,
+    }
+    return render(request, "chat/chat.html", context)
+
+
+@require_GET
+def home(request: HttpRequest) -> HttpResponse:
+    return _chat_page(request, None)
+
+
+@require_GET
+def conversation_detail(request: HttpRequest, conversation_uuid: uuid.UUID) -> HttpResponse:
+    conversation = conversation_get_for_user(user=request.user, conversation_uuid=conversation_uuid)
+    return _chat_page(request, conversation)
+
+
+@require_POST
+def conversation_new(request: HttpRequest) -> JsonResponse:
+    """Create an empty conversation for the page's first message; answers with its id and URL."""
+    conversation = conversation_create(owner=request.user)  # type: ignore[arg-type]
+    return JsonResponse(
+        {"id": str(conversation.uuid), "url": conversation.get_absolute_url(), "title": conversation.title},
+        status=201,
+    )

@@ -1,0 +1,57 @@
+"""Liveness and readiness endpoints for load balancers and orchestrators."""
+
+import asyncio
+import logging
+
+from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
+from django.contrib.auth.decorators import login_not_required
+from django.db import connection
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.cache import never_cache
+
+logger = logging.getLogger(__name__)
+
+CHECK_TIMEOUT = 3.0
+
+
+@login_not_required
+@never_cache
+def healthz(request: HttpRequest) -> JsonResponse:
+    """The process is up and serving requests."""
+    return JsonResponse({"status": "ok"})
+
+
+def _check_database() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        cursor.fetchone()
+
+
+async def _check_channel_layer() -> None:
+    layer = get_channel_layer()
+    channel = await layer.new_channel("readyz.")
+    await layer.send(channel, {"type": "readyz.ping"})
+    message = await layer.receive(channel)
+    if message.get("type") != "readyz.ping":
+        raise RuntimeError("the channel layer returned a different message")
+
+
+@login_not_required
+@never_cache
+async def readyz(request: HttpRequest) -> JsonResponse:
+    """Every dependency that a request needs answers: 200, else 503 naming the failures."""
+    checks = {
+        "database": sync_to_async(_check_database, thread_sensitive=True),
+        "channel_layer": _check_channel_layer,
+    }
+    results: dict[str, str] = {}
+    for name, check in checks.items():
+        try:
+            await asyncio.wait_for(check(), timeout=CHECK_TIMEOUT)
+            results[name] = "ok"
+        except Exception as exc:  # any failure makes the instance unready
+            logger.warning("readiness check %s failed: %s", name, exc)
+            results[name] = f"error: {type(exc).__name__}"
+    ready = all(value == "ok" for value in results.values())
+    return JsonResponse({"status": "ok" if ready else "unavailable", "checks": results}, status=200 if ready else 503)

@@ -1,0 +1,209 @@
+"""Settings for Multi-LLM Chat: one file, every value from the environment.
+
+Precedence: the process environment, then `.env.secret`, then `.env` (both optional, in
+the project root). Unset values fall back to the embedded defaults: SQLite under `var/`,
+an in-memory channel layer and in-process tasks. A value that cannot be parsed stops
+start-up with `ImproperlyConfigured` naming the variable.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(os.environ.get("VAR_DIR", BASE_DIR / "var"))
+
+# read_env never overwrites a variable that is already set, so reading the secret file
+# first gives: process environment > .env.secret > .env.
+for _env_file in (BASE_DIR / ".env.secret", BASE_DIR / ".env"):
+    if _env_file.exists():
+        environ.Env.read_env(_env_file, overwrite=False)
+
+env = environ.Env()
+
+
+def _typed(name: str, cast: str, default: Any) -> Any:
+    """Read `name` with django-environ's `cast`; a bad value names the variable."""
+    try:
+        return getattr(env, cast)(name, default=default)
+    except (ValueError, TypeError) as exc:
+        raise ImproperlyConfigured(f"{name} has an invalid value: {exc}") from exc
+
+
+def _positive(name: str, cast: str, default: float) -> Any:
+    value = _typed(name, cast, default)
+    if value <= 0:
+        raise ImproperlyConfigured(f"{name} must be greater than 0, got {value!r}")
+    return value
+
+
+def _url(name: str, default: str) -> str:
+    value = str(env.str(name, default=default)).rstrip("/")
+    if value and not value.startswith(("http://", "https://")):
+        raise ImproperlyConfigured(f"{name} must start with http:// or https://, got {value!r}")
+    return value
+
+
+DEBUG: bool = _typed("DEBUG", "bool", False)
+
+SECRET_KEY: str = env.str("SECRET_KEY", default="")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off (set DEBUG=on for local development).")
+    SECRET_KEY = "insecure-development-key-only-used-with-DEBUG-on"  # noqa: S105 (DEBUG only)
+
+ALLOWED_HOSTS: list[str] = _typed("ALLOWED_HOSTS", "list", ["localhost", "127.0.0.1", "[::1]"] if DEBUG else [])
+CSRF_TRUSTED_ORIGINS: list[str] = _typed("CSRF_TRUSTED_ORIGINS", "list", [])
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "channels",
+    "multillm",
+    "models_registry",
+    "chat",
+    "ingestion",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "multillm.urls"
+ASGI_APPLICATION = "multillm.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# Database: DATABASE_URL, else a SQLite file under var/.
+try:
+    DATABASES = {"default": env.db_url("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
+except (ValueError, KeyError) as exc:
+    raise ImproperlyConfigured(f"DATABASE_URL has an invalid value: {exc}") from exc
+# Long-lived ASGI workers must not keep a connection that the server has since closed.
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DATABASES["default"]["CONN_MAX_AGE"] = _typed("CONN_MAX_AGE", "int", 0)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # One writer at a time: wait for the lock instead of failing at once.
+    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Redis: channel layer and Celery broker; without it, an in-memory layer and eager tasks.
+REDIS_URL: str = env.str("REDIS_URL", default="")
+if REDIS_URL and not REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
+    raise ImproperlyConfigured(f"REDIS_URL must start with redis://, rediss:// or unix://, got {REDIS_URL!r}")
+CHANNEL_LAYER_PREFIX: str = env.str("CHANNEL_LAYER_PREFIX", default="multillm")
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL], "prefix": CHANNEL_LAYER_PREFIX, "capacity": 1000},
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+CELERY_BROKER_URL = REDIS_URL or "memory://"
+CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+
+# Model providers (names kept from the prototype).
+OLLAMA_BASE_URL: str = _url("OLLAMA_BASE_URL", "http://localhost:11434")
+OLLAMA_CONNECT_TIMEOUT: float = _positive("OLLAMA_CONNECT_TIMEOUT", "float", 5.0)
+# Longest wait for the next streamed chunk, the first one included (a cold model load).
+OLLAMA_READ_TIMEOUT: float = _positive("OLLAMA_READ_TIMEOUT", "float", 120.0)
+AZURE_OPENAI_ENDPOINT: str = _url("AZURE_OPENAI_ENDPOINT", "")
+AZURE_OPENAI_API_VERSION: str = env.str("AZURE_OPENAI_API_VERSION", default="2024-02-15-preview")
+MODEL_DEPLOYMENT_NAME: str = env.str("MODEL_DEPLOYMENT_NAME", default="")
+OPENAI_API_KEY: str = env.str("OPENAI_API_KEY", default="")
+QDRANT_ENDPOINT: str = _url("QDRANT_ENDPOINT", "")
+QDRANT_COLLECTION: str = env.str("QDRANT_COLLECTION", default="multi-llm-chat")
+
+# Chat limits.
+CHAT_MAX_MESSAGE_CHARS: int = _positive("CHAT_MAX_MESSAGE_CHARS", "int", 32_000)
+# Deltas after the first are coalesced to at most one frame per this many seconds.
+CHAT_DELTA_INTERVAL: float = _typed("CHAT_DELTA_INTERVAL", "float", 0.03)
+# How often a streaming answer's partial text is saved, so a crash loses little.
+CHAT_CHECKPOINT_INTERVAL: float = _positive("CHAT_CHECKPOINT_INTERVAL", "float", 2.0)
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/accounts/login/"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env.str("TIME_ZONE", default="UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = VAR_DIR / "static"
+# The SQLite file and collected static files live here; create it so a fresh clone just runs.
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+WHITENOISE_USE_FINDERS = DEBUG
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = False  # the chat page's script sends the token with fetch()
+
+LOG_LEVEL: str = env.str("LOG_LEVEL", default="INFO").upper()
+if LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+    raise ImproperlyConfigured(f"LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, got {LOG_LEVEL!r}")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        # httpx logs every request URL at INFO; keep it for DEBUG runs only.
+        "httpx": {"level": "WARNING"},
+        "daphne": {"level": "WARNING" if LOG_LEVEL == "INFO" else LOG_LEVEL},
+    },
+}

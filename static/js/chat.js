@@ -1,0 +1,261 @@
+// The chat page's one module: a websocket to /ws/chat/<uuid>/ and the DOM it updates.
+// Every frame is merged idempotently: deltas carry the offset of their text, so frames
+// that arrive twice, late, or after a resync never duplicate or lose text.
+
+const root = document.getElementById("chat");
+const messagesEl = document.getElementById("messages");
+const form = document.getElementById("composer");
+const prompt = document.getElementById("prompt");
+const modelSelect = document.getElementById("model");
+const sendButton = document.getElementById("send");
+const stopButton = document.getElementById("stop");
+const composerError = document.getElementById("composer-error");
+const connectionState = document.getElementById("connection-state");
+const titleEl = document.getElementById("conversation-title");
+
+let conversationId = root.dataset.conversationId || "";
+let socket = null;
+let retryDelay = 500;
+let pendingSend = null;
+let followStream = true;
+const texts = new Map(); // message id -> text received so far
+
+function csrfToken() {
+  const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
+  return match ? decodeURIComponent(match[1]) : "";
+}
+
+function lastMessageId() {
+  const ids = [...messagesEl.querySelectorAll("[data-message-id]")].map((el) => Number(el.dataset.messageId));
+  return ids.length ? Math.max(...ids) : 0;
+}
+
+function setConnection(text) {
+  connectionState.textContent = text;
+}
+
+function showComposerError(text) {
+  if (!composerError) return;
+  composerError.textContent = text;
+  composerError.hidden = !text;
+}
+
+function isStreaming() {
+  return messagesEl.querySelector('[data-status="streaming"]') !== null;
+}
+
+function refreshControls() {
+  if (!form) return;
+  const streaming = isStreaming();
+  stopButton.hidden = !streaming;
+  sendButton.disabled = streaming;
+}
+
+function scrollToEnd() {
+  if (followStream) messagesEl.scrollTop = messagesEl.scrollHeight;
+}
+
+messagesEl.addEventListener("scroll", () => {
+  followStream = messagesEl.scrollHeight - messagesEl.scrollTop - messagesEl.clientHeight < 40;
+});
+
+function messageElement(message) {
+  let el = messagesEl.querySelector(`[data-message-id="${message.id}"]`);
+  if (el) return el;
+  document.getElementById("empty-state")?.remove();
+  el = document.createElement("article");
+  el.dataset.messageId = String(message.id);
+  el.innerHTML =
+    '<header class="message-meta"><span class="who"></span><span class="status-badge"></span>' +
+    '<span class="stats"></span></header><div class="content plain"></div>' +
+    '<p class="message-error" role="alert" hidden></p>';
+  el.querySelector(".who").textContent = message.role === "user" ? "You" : message.model || "Assistant";
+  messagesEl.appendChild(el);
+  return el;
+}
+
+const STATUS_LABELS = { streaming: "Streaming", stopped: "Stopped", error: "Error", interrupted: "Interrupted" };
+
+function renderMessage(message) {
+  const el = messageElement(message);
+  el.className = `message ${message.role} status-${message.status}`;
+  el.dataset.status = message.status;
+  const content = el.querySelector(".content");
+  if (message.html) {
+    content.className = "content markdown";
+    content.innerHTML = message.html; // sanitised on the server (chat.rendering)
+  } else {
+    content.className = "content plain";
+    content.textContent = message.content || "";
+  }
+  if (message.status === "streaming") {
+    const known = texts.get(message.id) || "";
+    if (known.length > (message.content || "").length) content.textContent = known;
+    else texts.set(message.id, message.content || "");
+  } else {
+    texts.delete(message.id);
+  }
+  el.querySelector(".status-badge").textContent = message.role === "assistant" ? STATUS_LABELS[message.status] || "" : "";
+  const usage = message.usage || {};
+  const stats = [];
+  if (usage.completion_tokens) stats.push(`${usage.completion_tokens} tokens`);
+  if (message.first_token_ms != null && message.status !== "streaming") stats.push(`first token ${message.first_token_ms} ms`);
+  if (message.latency_ms != null) stats.push(`${message.latency_ms} ms`);
+  el.querySelector(".stats").textContent = stats.join(" · ");
+  const error = el.querySelector(".message-error");
+  error.textContent = message.error || "";
+  error.hidden = !message.error;
+  refreshControls();
+  scrollToEnd();
+}
+
+function applyDelta(frame) {
+  const el = messagesEl.querySelector(`[data-message-id="${frame.message}"]`);
+  if (!el || el.dataset.status !== "streaming") return;
+  const known = texts.get(frame.message) || "";
+  if (frame.offset > known.length) {
+    requestSync(); // a frame was missed: ask for the whole text again
+    return;
+  }
+  const merged = frame.offset + frame.text.length > known.length ? known.slice(0, frame.offset) + frame.text : known;
+  texts.set(frame.message, merged);
+  el.querySelector(".content").textContent = merged;
+  scrollToEnd();
+}
+
+let syncQueued = false;
+function requestSync() {
+  if (syncQueued || !socket || socket.readyState !== WebSocket.OPEN) return;
+  syncQueued = true;
+  setTimeout(() => {
+    syncQueued = false;
+    send({ type: "sync", after: lastMessageId() });
+  }, 50);
+}
+
+function updateConversation(conversation) {
+  titleEl.textContent = conversation.title;
+  document.title = `${conversation.title} · Multi-LLM Chat`;
+  const list = document.getElementById("conversation-list");
+  list.querySelector(".empty")?.remove();
+  let item = list.querySelector(`[data-conversation-id="${conversation.id}"]`);
+  if (!item) {
+    item = document.createElement("li");
+    item.dataset.conversationId = conversation.id;
+    item.appendChild(document.createElement("a")).href = `/c/${conversation.id}/`;
+  }
+  item.querySelector("a").textContent = conversation.title;
+  list.querySelectorAll(".current").forEach((el) => el.classList.remove("current"));
+  item.classList.add("current");
+  list.prepend(item);
+}
+
+function onFrame(frame) {
+  switch (frame.type) {
+    case "message.created":
+      if (frame.message.role === "user" && pendingSend && frame.message.content === pendingSend.content) {
+        prompt.value = ""; // the server has it now
+        pendingSend = null;
+      }
+      renderMessage(frame.message);
+      break;
+    case "delta":
+      applyDelta(frame);
+      break;
+    case "message.done":
+      renderMessage(frame);
+      break;
+    case "conversation.updated":
+      updateConversation(frame.conversation);
+      break;
+    case "error":
+      if (frame.message == null) {
+        showComposerError(frame.detail);
+        pendingSend = null;
+      }
+      break;
+  }
+}
+
+function send(frame) {
+  socket.send(JSON.stringify(frame));
+}
+
+function connect() {
+  if (!conversationId) return;
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  socket = new WebSocket(`${scheme}://${location.host}/ws/chat/${conversationId}/`);
+  setConnection("Connecting…");
+  socket.addEventListener("open", () => {
+    retryDelay = 500;
+    setConnection("");
+    send({ type: "sync", after: lastMessageId() });
+    if (pendingSend) send(pendingSend);
+  });
+  socket.addEventListener("message", (event) => onFrame(JSON.parse(event.data)));
+  socket.addEventListener("close", (event) => {
+    if (event.code === 4401) {
+      setConnection("Logged out: reload the page to log in again.");
+      return;
+    }
+    if (event.code === 4404) {
+      setConnection("This conversation no longer exists.");
+      return;
+    }
+    setConnection("Reconnecting…");
+    setTimeout(connect, retryDelay);
+    retryDelay = Math.min(retryDelay * 2, 10000);
+  });
+}
+
+async function createConversation() {
+  const response = await fetch(root.dataset.newUrl, {
+    method: "POST",
+    headers: { "X-CSRFToken": csrfToken() },
+    credentials: "same-origin",
+  });
+  if (!response.ok) throw new Error(`HTTP ${response.status}`);
+  const conversation = await response.json();
+  conversationId = conversation.id;
+  root.dataset.conversationId = conversationId;
+  history.replaceState(null, "", conversation.url);
+}
+
+async function submit(event) {
+  event?.preventDefault();
+  const content = prompt.value.trim();
+  showComposerError("");
+  if (!content || isStreaming()) return;
+  pendingSend = { type: "send", content, models: [modelSelect.value], sources: [] };
+  if (!conversationId) {
+    try {
+      await createConversation();
+    } catch (error) {
+      showComposerError(`Could not start a conversation (${error.message}). Your message is still here: try again.`);
+      pendingSend = null;
+      return;
+    }
+    connect(); // sends pendingSend once open
+    return;
+  }
+  if (socket && socket.readyState === WebSocket.OPEN) send(pendingSend);
+  else showComposerError("Not connected yet: your message will be sent when the connection is back.");
+}
+
+if (form) {
+  form.addEventListener("submit", submit);
+  prompt.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) submit(event);
+  });
+  stopButton.addEventListener("click", () => {
+    const streaming = messagesEl.querySelector('[data-status="streaming"]');
+    if (streaming && socket?.readyState === WebSocket.OPEN) send({ type: "stop", message: Number(streaming.dataset.messageId) });
+  });
+}
+
+messagesEl.querySelectorAll('[data-status="streaming"]').forEach((el) => {
+  texts.set(Number(el.dataset.messageId), el.querySelector(".content").textContent);
+});
+refreshControls();
+scrollToEnd();
+connect();
