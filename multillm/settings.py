@@ -1,7 +1,7 @@
 """Settings for Multi-LLM Chat: one file, every value from the environment.
 
 Precedence: the process environment, then `.env.secret`, then `.env` (both optional, in
-the project root). Unset values fall back to the embedded defaults: SQLite under `var/`,
+the project root, or in ENV_FILE_DIR). Unset values fall back to the embedded defaults: SQLite under `var/`,
 an in-memory channel layer and in-process tasks. A value that cannot be parsed stops
 start-up with `ImproperlyConfigured` naming the variable.
 """
@@ -17,10 +17,11 @@ from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("VAR_DIR", BASE_DIR / "var"))
+ENV_FILE_DIR = Path(os.environ.get("ENV_FILE_DIR", BASE_DIR))
 
 # read_env never overwrites a variable that is already set, so reading the secret file
 # first gives: process environment > .env.secret > .env.
-for _env_file in (BASE_DIR / ".env.secret", BASE_DIR / ".env"):
+for _env_file in (ENV_FILE_DIR / ".env.secret", ENV_FILE_DIR / ".env"):
     if _env_file.exists():
         environ.Env.read_env(_env_file, overwrite=False)
 
