@@ -55,7 +55,7 @@ def app_server(django_db_setup: None, django_db_blocker, tmp_path_factory) -> It
         [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=ROOT, env=env, check=True, timeout=120
     )
     port = _free_port()
-    log = open(var_dir / "daphne.log", "w")  # noqa: SIM115 (closed below)
+    log = open(var_dir / "daphne.log", "w")
     server = subprocess.Popen(
         [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "multillm.asgi:application"],
         cwd=ROOT,

@@ -90,7 +90,7 @@ def test_an_upstream_failure_is_shown_in_the_conversation(alice, ollama_provider
 
 
 HOSTILE = (
-    "Look: <script>window.__pwned = 1</script> <img src=x onerror=\"window.__pwned = 2\">\n\n"
+    'Look: <script>window.__pwned = 1</script> <img src=x onerror="window.__pwned = 2">\n\n'
     "[click me](javascript:window.__pwned=3) and ![pixel](http://127.0.0.1:9/pixel.png)\n\n"
     "```js\nconsole.log('<b>code</b>')\n```"
 )

@@ -51,7 +51,9 @@ def parse_elements(html: str) -> list[tuple[str, dict[str, str | None]]]:
 
 
 def test_markdown_renders_tables_lists_and_highlighted_code() -> None:
-    html = markdown_to_safe_html("# Title\n\n- one\n- two\n\n|a|b|\n|-|-|\n|1|2|\n\n```python\ndef f():\n    return 1\n```")
+    html = markdown_to_safe_html(
+        "# Title\n\n- one\n- two\n\n|a|b|\n|-|-|\n|1|2|\n\n```python\ndef f():\n    return 1\n```"
+    )
 
     assert "<h1>Title</h1>" in html and "<li>one</li>" in html and "<table>" in html
     assert '<code class="language-python">' in html and '<span class="hl-k">def</span>' in html

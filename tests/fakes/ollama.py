@@ -72,7 +72,7 @@ class FakeOllama:
         class Handler(_Handler):
             server_fake = fake
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self._server = _QuietServer(("127.0.0.1", port), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="fake-ollama", daemon=True)
         self._thread.start()
@@ -91,6 +91,11 @@ class FakeOllama:
         self.drop_after = self.chat_status = self.garbage_after = None
         self.chat_requests.clear()
         self.streams_closed_by_client = 0
+
+
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hangs up mid-answer is normal here (stop, cancel, timeout)."""
 
 
 class _Handler(BaseHTTPRequestHandler):
