@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PRINT = "from django.conf import settings as s; print({names})"
+SETUP = "import django, os; os.environ['DJANGO_SETTINGS_MODULE'] = 'multillm.settings'; django.setup()"
 
 
 def load_settings(env: dict[str, str], tmp_path: Path, expression: str = "s.DEBUG") -> subprocess.CompletedProcess:
     """Import the settings in a fresh process with exactly `env` (plus PATH), env files in tmp_path."""
     base = {"PATH": os.environ["PATH"], "ENV_FILE_DIR": str(tmp_path), "VAR_DIR": str(tmp_path / "var")}
-    code = f"import django, os; os.environ['DJANGO_SETTINGS_MODULE'] = 'multillm.settings'; django.setup(); {PRINT.format(names=expression)}"
+    code = f"{SETUP}; from django.conf import settings as s; print({expression})"
     return subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, env={**base, **env}, capture_output=True, text=True, timeout=60
     )
