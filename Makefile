@@ -9,7 +9,7 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 PYTEST_ARGS ?=
 
-.PHONY: install install-dev run test lint format migrations-check clean
+.PHONY: install install-dev run test lint format migrations-check fake-ollama clean
 
 $(BIN)/.installed-base: requirements/base.txt
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,10 @@ format: install-dev
 
 migrations-check: install
 	DEBUG=on $(BIN)/python manage.py makemigrations --check --dry-run
+
+## A fake Ollama on 127.0.0.1:11434 that echoes what you write, for trying the app without one.
+fake-ollama: install
+	$(BIN)/python -m tests.fakes.ollama --port 11434
 
 clean:
 	rm -rf $(VENV) var
