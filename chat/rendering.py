@@ -50,7 +50,7 @@ def _image_as_text(self: object, tokens: list, idx: int, options: object, env: o
     return html.escape(f"[image: {alt}]" if alt else "[image]")
 
 
-_MARKDOWN = MarkdownIt("commonmark", {"html": False, "linkify": False, "highlight": _highlight}).enable(
+_MARKDOWN = MarkdownIt("commonmark", {"html": False, "breaks": True, "linkify": False, "highlight": _highlight}).enable(
     ["table", "strikethrough"]
 )
 _MARKDOWN.add_render_rule("image", _image_as_text)

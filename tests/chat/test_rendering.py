@@ -82,3 +82,7 @@ def test_images_are_not_fetched() -> None:
 )
 def test_title_comes_from_the_first_line(content, title) -> None:
     assert title_from_message(content) == title
+
+
+def test_single_newlines_stay_line_breaks() -> None:
+    assert markdown_to_safe_html("roses are red\nviolets are blue") == "<p>roses are red<br>\nviolets are blue</p>\n"
