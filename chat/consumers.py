@@ -123,12 +123,18 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await generation.generation_request_stop(conversation_uuid=self.conversation.uuid, message_id=message_id)
 
     async def _on_sync(self, frame: dict[str, Any]) -> None:
-        """Send what the client has missed: messages after `after`, and live text of running answers."""
+        """Send what the client has missed: messages after `after`, the current state of the
+        messages listed in `refresh` (those it shows as streaming), and live text of running answers.
+        """
         after = frame.get("after", 0)
+        refresh = frame.get("refresh", [])
         if not isinstance(after, int):
             await self._send_error("bad_frame", "`after` must be a message id.")
             return
-        messages, streaming = await database_sync_to_async(self._messages_since)(after)
+        if not isinstance(refresh, list) or not all(isinstance(i, int) for i in refresh) or len(refresh) > 100:
+            await self._send_error("bad_frame", "`refresh` must be a list of at most 100 message ids.")
+            return
+        messages, streaming = await database_sync_to_async(self._messages_since)(after, refresh)
         for message in messages:
             await self._send_frame({"type": "message.created", "message": message_as_frame(message)})
         if streaming:
@@ -136,9 +142,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 conversation_uuid=self.conversation.uuid, reply_to=self.channel_name
             )
 
-    def _messages_since(self, after: int) -> tuple[list[Message], bool]:
+    def _messages_since(self, after: int, refresh: list[int]) -> tuple[list[Message], bool]:
         services.generations_reap_stale(conversation=self.conversation)
-        messages = list(messages_for_conversation(conversation=self.conversation, after_id=after))
+        messages = list(self.conversation.messages.filter(id__in=refresh, id__lte=after).order_by("id"))
+        messages += list(messages_for_conversation(conversation=self.conversation, after_id=after))
         streaming = self.conversation.messages.filter(status=Message.Status.STREAMING).exists()
         return messages, streaming
 

@@ -129,8 +129,13 @@ function requestSync() {
   syncQueued = true;
   setTimeout(() => {
     syncQueued = false;
-    send({ type: "sync", after: lastMessageId() });
+    sendSync();
   }, 50);
+}
+
+function sendSync() {
+  const refresh = [...messagesEl.querySelectorAll('[data-status="streaming"]')].map((el) => Number(el.dataset.messageId));
+  send({ type: "sync", after: lastMessageId(), refresh });
 }
 
 function updateConversation(conversation) {
@@ -189,7 +194,7 @@ function connect() {
   socket.addEventListener("open", () => {
     retryDelay = 500;
     setConnection("");
-    send({ type: "sync", after: lastMessageId() });
+    sendSync();
     if (pendingSend) send(pendingSend);
   });
   socket.addEventListener("message", (event) => onFrame(JSON.parse(event.data)));

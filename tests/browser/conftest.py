@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from django.db import connection
+from django.db import connection, connections
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
@@ -79,6 +79,22 @@ def app_server(django_db_setup: None, django_db_blocker, tmp_path_factory) -> It
     server.terminate()
     server.wait(timeout=10)
     log.close()
+    with django_db_blocker.unblock():
+        _wait_for_other_sessions_to_end()
+
+
+def _wait_for_other_sessions_to_end(timeout: float = 10) -> None:
+    """Postgres ends a dead client's session a moment later; the test database can only
+    be dropped once it has."""
+    deadline = time.monotonic() + timeout
+    with connection.cursor() as cursor:
+        while time.monotonic() < deadline:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            if cursor.fetchone()[0] == 0:
+                return
+            time.sleep(0.1)
 
 
 @pytest.fixture
@@ -99,6 +115,9 @@ def page(app_server: str) -> Iterator[object]:
             page.set_default_timeout(10_000)
             yield page
             browser.close()
+            # ORM calls made while Playwright runs use their own connection (asgiref's
+            # context-local storage sees a different context there): close it here.
+            connections.close_all()
     finally:
         del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
 

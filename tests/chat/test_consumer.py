@@ -170,6 +170,23 @@ async def test_answer_survives_every_socket_closing_and_a_new_one_sees_all_of_it
     await second.close()
 
 
+async def test_sync_refreshes_an_answer_that_finished_before_the_socket_opened(alice, conversation, llama) -> None:
+    answer = await Message.objects.acreate(
+        conversation=conversation, role="assistant", content="done", status="complete", model=llama
+    )
+    other = await sync_to_async(make_conversation)(alice)
+    foreign = await Message.objects.acreate(conversation=other, role="assistant", content="elsewhere")
+    _, _, ws = await open_socket(conversation.uuid, user=alice)
+
+    await ws.send({"type": "sync", "after": answer.pk, "refresh": [answer.pk, foreign.pk]})
+    frame = await ws.receive()
+
+    assert frame["type"] == "message.created"
+    assert frame["message"]["id"] == answer.pk and frame["message"]["status"] == "complete"
+    assert await ws.communicator.receive_nothing(timeout=0.3), "messages of other conversations are never sent"
+    await ws.close()
+
+
 async def test_second_tab_sees_the_same_stream(alice, conversation, fake_ollama) -> None:
     fake_ollama.token_delay = 0.005
     _, _, tab_one = await open_socket(conversation.uuid, user=alice)
