@@ -143,9 +143,9 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 
 # Model providers (names kept from the prototype).
 OLLAMA_BASE_URL: str = _url("OLLAMA_BASE_URL", "http://localhost:11434")
-OLLAMA_CONNECT_TIMEOUT: float = _positive("OLLAMA_CONNECT_TIMEOUT", "float", 5.0)
+PROVIDER_CONNECT_TIMEOUT: float = _positive("PROVIDER_CONNECT_TIMEOUT", "float", 5.0)
 # Longest wait for the next streamed chunk, the first one included (a cold model load).
-OLLAMA_READ_TIMEOUT: float = _positive("OLLAMA_READ_TIMEOUT", "float", 120.0)
+PROVIDER_READ_TIMEOUT: float = _positive("PROVIDER_READ_TIMEOUT", "float", 120.0)
 AZURE_OPENAI_ENDPOINT: str = _url("AZURE_OPENAI_ENDPOINT", "")
 AZURE_OPENAI_API_VERSION: str = env.str("AZURE_OPENAI_API_VERSION", default="2024-02-15-preview")
 MODEL_DEPLOYMENT_NAME: str = env.str("MODEL_DEPLOYMENT_NAME", default="")

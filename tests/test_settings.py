@@ -56,8 +56,8 @@ def test_secret_key_is_required_when_debug_is_off(tmp_path) -> None:
     ("name", "value"),
     [
         ("DEBUG", "maybe"),
-        ("OLLAMA_READ_TIMEOUT", "soon"),
-        ("OLLAMA_CONNECT_TIMEOUT", "-1"),
+        ("PROVIDER_READ_TIMEOUT", "soon"),
+        ("PROVIDER_CONNECT_TIMEOUT", "-1"),
         ("OLLAMA_BASE_URL", "localhost:11434"),
         ("CHAT_MAX_MESSAGE_CHARS", "lots"),
         ("REDIS_URL", "localhost:6379"),

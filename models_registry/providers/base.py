@@ -5,6 +5,7 @@ from __future__ import annotations
 import abc
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Literal, TypedDict
 
 
@@ -39,28 +40,43 @@ class ModelInfo:
     quantization: str = ""
     size_bytes: int | None = None
     digest: str = ""
-    capabilities: list[str] = field(default_factory=list)
+    modified_at: datetime | None = None
+    # "chat" and/or "embedding"
+    capabilities: list[str] = field(default_factory=lambda: ["chat"])
 
 
 class ProviderError(Exception):
     """Anything that went wrong talking to a provider, said so that a user can act on it.
 
     `permanent` errors (bad key, unknown model) will fail again if retried; the others
-    (connection refused, timeout, 5xx) may pass later.
+    (connection refused, timeout, 5xx) may pass later. `code` is one of: unreachable,
+    timeout, unauthorized, model_not_found, rate_limited, upstream_error, interrupted,
+    malformed. `retry_after` is the provider's own hint in seconds (429), if it gave one.
     """
 
-    def __init__(self, message: str, *, permanent: bool = False, code: str = "provider_error") -> None:
+    def __init__(
+        self, message: str, *, permanent: bool = False, code: str = "upstream_error", retry_after: float | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.permanent = permanent
         self.code = code
+        self.retry_after = retry_after
 
 
 class ChatProvider(abc.ABC):
     """A client for one provider. Subclasses translate every failure into ProviderError."""
 
-    def __init__(self, *, base_url: str) -> None:
-        self.base_url = base_url
+    def __init__(
+        self, *, base_url: str, api_key: str = "", api_version: str = "", deployments: tuple[str, ...] = ()
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.api_key = api_key
+        self.api_version = api_version
+        self.deployments = deployments
+
+    def __repr__(self) -> str:  # never the key
+        return f"{type(self).__name__}(base_url={self.base_url!r})"
 
     @abc.abstractmethod
     def stream_chat(self, *, model: str, messages: list[ChatMessage], options: ChatOptions) -> AsyncIterator[ChatChunk]:

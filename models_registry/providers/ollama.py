@@ -24,10 +24,10 @@ def _tls_context() -> ssl.SSLContext:
 class OllamaProvider(ChatProvider):
     def _client(self) -> ollama.AsyncClient:
         timeout = httpx.Timeout(
-            connect=settings.OLLAMA_CONNECT_TIMEOUT,
-            read=settings.OLLAMA_READ_TIMEOUT,
-            write=settings.OLLAMA_CONNECT_TIMEOUT,
-            pool=settings.OLLAMA_CONNECT_TIMEOUT,
+            connect=settings.PROVIDER_CONNECT_TIMEOUT,
+            read=settings.PROVIDER_READ_TIMEOUT,
+            write=settings.PROVIDER_CONNECT_TIMEOUT,
+            pool=settings.PROVIDER_CONNECT_TIMEOUT,
         )
         return ollama.AsyncClient(host=self.base_url, timeout=timeout, verify=_tls_context())
 
@@ -116,7 +116,7 @@ class OllamaProvider(ChatProvider):
         if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
             return ProviderError(f"Connecting to {where} timed out.", code="timeout")
         if isinstance(exc, httpx.ReadTimeout):
-            return ProviderError(f"{where} sent nothing for {settings.OLLAMA_READ_TIMEOUT:g} seconds.", code="timeout")
+            return ProviderError(f"{where} sent nothing for {settings.PROVIDER_READ_TIMEOUT:g} seconds.", code="timeout")
         if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError)):
             return ProviderError(f"{where} dropped the connection during the answer.", code="interrupted")
         if isinstance(exc, (json.JSONDecodeError, ValueError)):

@@ -215,7 +215,7 @@ async def test_second_tab_sees_the_same_stream(alice, conversation, fake_ollama)
 async def test_upstream_failures_end_with_a_status_and_keep_partial_text(
     alice, conversation, fake_ollama, settings, switch, status, code
 ) -> None:
-    settings.OLLAMA_READ_TIMEOUT = 0.3
+    settings.PROVIDER_READ_TIMEOUT = 0.3
     for name, value in switch.items():
         setattr(fake_ollama, name, value)
     _, _, ws = await open_socket(conversation.uuid, user=alice)

@@ -62,7 +62,7 @@ async def test_server_error_status_is_reported(fake_ollama: FakeOllama) -> None:
 
 
 async def test_slow_first_token_times_out(fake_ollama: FakeOllama, settings) -> None:
-    settings.OLLAMA_READ_TIMEOUT = 0.3
+    settings.PROVIDER_READ_TIMEOUT = 0.3
     fake_ollama.first_token_delay = 1.0
     with pytest.raises(ProviderError) as caught:
         await collect(OllamaProvider(base_url=fake_ollama.url))
