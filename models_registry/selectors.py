@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from models_registry.models import LLMModel
 
 
-def models_usable_by(*, user: AbstractBaseUser | AnonymousUser) -> QuerySet[LLMModel]:
-    """Models the user may pick: enabled by an admin and seen at the last sync."""
+def models_usable_by(*, user: AbstractBaseUser | AnonymousUser, capability: str = "chat") -> QuerySet[LLMModel]:
+    """Models the user may use: enabled, seen at the last sync, of an enabled provider, and
+    either open to everyone (no groups) or to one of the user's groups. Superusers see all."""
     if not user.is_authenticated:
         return LLMModel.objects.none()
-    return LLMModel.objects.filter(enabled=True, available=True).select_related("provider")
+    models = LLMModel.objects.filter(enabled=True, available=True, provider__enabled=True).select_related("provider")
+    models = models.filter(supports_embedding=True) if capability == "embedding" else models.filter(supports_chat=True)
+    if not getattr(user, "is_superuser", False):
+        allowed = LLMModel.objects.filter(Q(groups__isnull=True) | Q(groups__user=user)).values("pk")
+        models = models.filter(pk__in=allowed)
+    return models.order_by("-is_default_chat", "provider__name", "name")
 
 
 def model_get_usable(*, user: AbstractBaseUser | AnonymousUser, model_id: str) -> LLMModel | None:

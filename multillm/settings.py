@@ -146,10 +146,30 @@ OLLAMA_BASE_URL: str = _url("OLLAMA_BASE_URL", "http://localhost:11434")
 PROVIDER_CONNECT_TIMEOUT: float = _positive("PROVIDER_CONNECT_TIMEOUT", "float", 5.0)
 # Longest wait for the next streamed chunk, the first one included (a cold model load).
 PROVIDER_READ_TIMEOUT: float = _positive("PROVIDER_READ_TIMEOUT", "float", 120.0)
+# Only an OLLAMA_BASE_URL that was set (not the default) counts as "a provider is configured".
+OLLAMA_CONFIGURED: bool = bool(os.environ.get("OLLAMA_BASE_URL"))
 AZURE_OPENAI_ENDPOINT: str = _url("AZURE_OPENAI_ENDPOINT", "")
 AZURE_OPENAI_API_VERSION: str = env.str("AZURE_OPENAI_API_VERSION", default="2024-02-15-preview")
 MODEL_DEPLOYMENT_NAME: str = env.str("MODEL_DEPLOYMENT_NAME", default="")
 OPENAI_API_KEY: str = env.str("OPENAI_API_KEY", default="")
+# Models found at a sync are offered at once unless this is off.
+MODELS_ENABLED_BY_DEFAULT: bool = _typed("MODELS_ENABLED_BY_DEFAULT", "bool", True)
+# Seconds between syncs of every provider's models, when a Celery beat runs.
+MODELS_SYNC_INTERVAL: float = _positive("MODELS_SYNC_INTERVAL", "float", 300.0)
+
+# The built-in local model (llama.cpp's server with SmolLM2-135M-Instruct): "auto" runs it
+# when no other provider is configured, "on" always, "off" never.
+LOCAL_MODEL: str = env.str("LOCAL_MODEL", default="auto").lower()
+if LOCAL_MODEL not in {"auto", "on", "off"}:
+    raise ImproperlyConfigured(f"LOCAL_MODEL must be auto, on or off, got {LOCAL_MODEL!r}")
+LOCAL_MODEL_PORT: int = _positive("LOCAL_MODEL_PORT", "int", 8012)
+LOCAL_MODEL_CONTEXT: int = _positive("LOCAL_MODEL_CONTEXT", "int", 4096)
+LOCAL_MODEL_PATH: str = env.str("LOCAL_MODEL_PATH", default="")
+
+CELERY_BEAT_SCHEDULE = {
+    "sync-models": {"task": "models_registry.tasks.models_sync", "schedule": MODELS_SYNC_INTERVAL},
+}
+
 QDRANT_ENDPOINT: str = _url("QDRANT_ENDPOINT", "")
 QDRANT_COLLECTION: str = env.str("QDRANT_COLLECTION", default="multi-llm-chat")
 
@@ -205,6 +225,7 @@ LOGGING = {
     "loggers": {
         # httpx logs every request URL at INFO; keep it for DEBUG runs only.
         "httpx": {"level": "WARNING"},
+        "httpx2": {"level": "WARNING"},
         "daphne": {"level": "WARNING" if LOG_LEVEL == "INFO" else LOG_LEVEL},
     },
 }

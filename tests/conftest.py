@@ -22,6 +22,7 @@ from chat.models import Conversation
 from models_registry.models import LLMModel, Provider
 from models_registry.services import provider_sync_models
 from tests.fakes.ollama import FakeOllama
+from tests.fakes.openai import FakeOpenAI
 
 ORIGIN = b"http://testserver"
 
@@ -39,6 +40,21 @@ def fake_ollama(fake_ollama_server: FakeOllama) -> Iterator[FakeOllama]:
     fake_ollama_server.reset()
     yield fake_ollama_server
     fake_ollama_server.reset()
+
+
+@pytest.fixture(scope="session")
+def fake_openai_server() -> Iterator[FakeOpenAI]:
+    server = FakeOpenAI().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fake_openai(fake_openai_server: FakeOpenAI) -> Iterator[FakeOpenAI]:
+    """The session's fake OpenAI / Azure OpenAI server, with every switch back at its default."""
+    fake_openai_server.reset()
+    yield fake_openai_server
+    fake_openai_server.reset()
 
 
 def make_user(username: str, **extra: Any) -> User:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import ssl
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -13,6 +15,18 @@ import ollama
 from django.conf import settings
 
 from models_registry.providers.base import ChatChunk, ChatMessage, ChatOptions, ChatProvider, ModelInfo, ProviderError
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PullProgress:
+    """One line of `/api/pull`: a status, and for layer downloads the bytes done of total."""
+
+    status: str
+    digest: str = ""
+    total: int | None = None
+    completed: int | None = None
 
 
 @functools.cache
@@ -61,14 +75,16 @@ class OllamaProvider(ChatProvider):
         raise ProviderError(f"Ollama at {self.base_url} ended the answer before it was complete.", code="interrupted")
 
     async def list_models(self) -> list[ModelInfo]:
+        """`/api/tags`, then `/api/show` for each model's context length and capabilities."""
         client = self._client()
         try:
             async with client:
                 listing = await client.list()
+                shows = [await self._show(client, entry.model or "") for entry in listing.models]
         except Exception as exc:
             raise self._translate(exc, model=None) from exc
         models = []
-        for entry in listing.models:
+        for entry, (context_length, capabilities) in zip(listing.models, shows, strict=True):
             details = entry.details
             models.append(
                 ModelInfo(
@@ -78,9 +94,55 @@ class OllamaProvider(ChatProvider):
                     quantization=(details.quantization_level if details else "") or "",
                     size_bytes=entry.size,
                     digest=entry.digest or "",
+                    modified_at=entry.modified_at,
+                    context_length=context_length,
+                    capabilities=capabilities,
                 )
             )
         return models
+
+    async def _show(self, client: ollama.AsyncClient, name: str) -> tuple[int | None, list[str]]:
+        """Context length and capabilities of one model; unknown when `/api/show` fails for it."""
+        try:
+            shown = await client.show(name)
+        except ollama.ResponseError as exc:
+            logger.warning("Ollama could not describe %s: %s", name, exc.error)
+            return None, ["chat"]
+        context_length = next(
+            (int(v) for k, v in (shown.modelinfo or {}).items() if k.endswith(".context_length") and v), None
+        )
+        found = set(shown.capabilities or ["completion"])
+        capabilities = [name for name, key in (("chat", "completion"), ("embedding", "embedding")) if key in found]
+        return context_length, capabilities or ["chat"]
+
+    async def pull(self, *, name: str) -> AsyncIterator[PullProgress]:
+        """Pull a model into Ollama, yielding its streamed progress (`/api/pull`)."""
+        client = self._client()
+        try:
+            async with client:
+                async for part in await client.pull(name, stream=True):
+                    yield PullProgress(
+                        status=part.status or "", digest=part.digest or "", total=part.total, completed=part.completed
+                    )
+        except ollama.ResponseError as exc:
+            if exc.status_code in (-1, 404, 500) and ("not found" in exc.error or "manifest" in exc.error):
+                raise ProviderError(
+                    f"Ollama at {self.base_url} found no model named {name!r} in its library: {exc.error}",
+                    permanent=True,
+                    code="model_not_found",
+                ) from exc
+            raise self._translate(exc, model=name) from exc
+        except Exception as exc:
+            raise self._translate(exc, model=name) from exc
+
+    async def delete(self, *, name: str) -> None:
+        """Remove a model from Ollama's disk (`/api/delete`)."""
+        client = self._client()
+        try:
+            async with client:
+                await client.delete(name)
+        except Exception as exc:
+            raise self._translate(exc, model=name) from exc
 
     async def embed_batch(self, *, model: str, texts: list[str]) -> list[list[float]]:
         client = self._client()
@@ -116,7 +178,8 @@ class OllamaProvider(ChatProvider):
         if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
             return ProviderError(f"Connecting to {where} timed out.", code="timeout")
         if isinstance(exc, httpx.ReadTimeout):
-            return ProviderError(f"{where} sent nothing for {settings.PROVIDER_READ_TIMEOUT:g} seconds.", code="timeout")
+            seconds = settings.PROVIDER_READ_TIMEOUT
+            return ProviderError(f"{where} sent nothing for {seconds:g} seconds.", code="timeout")
         if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError)):
             return ProviderError(f"{where} dropped the connection during the answer.", code="interrupted")
         if isinstance(exc, (json.JSONDecodeError, ValueError)):

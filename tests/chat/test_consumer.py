@@ -364,3 +364,18 @@ async def test_frames_after_logout_are_refused(alice, conversation, fake_ollama)
     assert error["code"] == "unauthenticated"
     assert closed == {"type": "websocket.close", "code": 4401}
     assert await Message.objects.filter(conversation=conversation).acount() == 0
+
+
+async def test_group_restricted_model_is_refused_on_the_socket(alice, conversation, llama) -> None:
+    from django.contrib.auth.models import Group
+
+    research = await Group.objects.acreate(name="research")
+    await llama.groups.aadd(research)
+    _, _, ws = await open_socket(conversation.uuid, user=alice)
+
+    await ws.send({"type": "send", "content": "hi", "models": [LLAMA]})
+    error = await ws.receive()
+
+    assert error["code"] == "model_unavailable"
+    assert await Message.objects.filter(conversation=conversation).acount() == 0
+    await ws.close()

@@ -32,6 +32,10 @@ DEFAULT_MODELS: dict[str, dict[str, Any]] = {
 }  # fmt: skip
 
 
+# Models that `/api/pull` can fetch, with their size in bytes.
+LIBRARY: dict[str, int] = {"tinyllama:1.1b": 637_700_138, "all-minilm:22m": 45_960_996}
+
+
 def echo_reply(messages: list[dict[str, Any]]) -> str:
     last = next((m["content"] for m in reversed(messages) if m.get("role") == "user"), "")
     return f"You said: {last}"
@@ -57,6 +61,9 @@ class FakeOllama:
         self.garbage_after: int | None = None
         self.chat_requests: list[dict[str, Any]] = []
         self.streams_closed_by_client = 0
+        self.pull_fail_after: int | None = None
+        self.pull_delay = 0.0
+        self.deleted: list[str] = []
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -91,6 +98,9 @@ class FakeOllama:
         self.drop_after = self.chat_status = self.garbage_after = None
         self.chat_requests.clear()
         self.streams_closed_by_client = 0
+        self.pull_fail_after = None
+        self.pull_delay = 0.0
+        self.deleted.clear()
 
 
 class _QuietServer(ThreadingHTTPServer):
@@ -142,7 +152,7 @@ class _Handler(BaseHTTPRequestHandler):
                 {
                     "details": _tag(name, info)["details"],
                     "model_info": {f"{info['family']}.context_length": info["context_length"]},
-                    "capabilities": ["completion"],
+                    "capabilities": info.get("capabilities", ["completion"]),
                 },
             )
         if self.path == "/api/embed":
@@ -154,7 +164,55 @@ class _Handler(BaseHTTPRequestHandler):
             return self._json(200, {"model": name, "embeddings": [_vector(text) for text in texts]})
         if self.path == "/api/chat":
             return self._chat(body)
+        if self.path == "/api/pull":
+            return self._pull(body.get("model") or body.get("name", ""))
         self._json(404, {"error": "not found"})
+
+    def do_DELETE(self) -> None:
+        fake = self.server_fake
+        body = self._body()
+        name = body.get("model") or body.get("name", "")
+        if self.path != "/api/delete" or name not in fake.models:
+            return self._json(404, {"error": f"model '{name}' not found"})
+        del fake.models[name]
+        fake.deleted.append(name)
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def _pull(self, name: str) -> None:
+        """Stream `/api/pull` progress: manifest, two layers in steps, verify, write, success."""
+        fake = self.server_fake
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-ndjson")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        lines: list[dict[str, Any]] = [{"status": "pulling manifest"}]
+        if name not in LIBRARY:
+            lines.append({"error": "pull model manifest: file does not exist"})
+        else:
+            size = LIBRARY[name]
+            layers = [
+                (hashlib.sha256(f"{name}{i}".encode()).hexdigest(), part) for i, part in enumerate((size - 500, 500))
+            ]
+            for digest, total in layers:
+                for step in range(5):
+                    completed = total * step // 4
+                    lines.append({"status": f"pulling {digest[:12]}", "digest": f"sha256:{digest}", "total": total,
+                                  "completed": completed})  # fmt: skip
+            lines += [{"status": "verifying sha256 digest"}, {"status": "writing manifest"}, {"status": "success"}]
+        for index, line in enumerate(lines):
+            if fake.pull_fail_after is not None and index >= fake.pull_fail_after:
+                line = {"error": "max retries exceeded: connection reset by peer"}
+            self._chunk(json.dumps(line).encode() + b"\n")
+            if "error" in line:
+                break
+            time.sleep(fake.pull_delay)
+        else:
+            fake.models[name] = {"family": "llama", "parameter_size": "1.1B", "quantization_level": "Q4_0",
+                                 "size": LIBRARY[name], "context_length": 2048,
+                                 "capabilities": ["embedding"] if "minilm" in name else ["completion"]}  # fmt: skip
+        self._chunk(b"")
 
     def _chat(self, body: dict[str, Any]) -> None:
         fake = self.server_fake
