@@ -50,7 +50,7 @@ run: install
 	DEBUG=$${DEBUG:-on} $(BIN)/python manage.py serve --host $(HOST) --port $(PORT)
 
 ## Set up and run the whole test suite against the local Postgres and Redis.
-test: install-dev
+test: install-dev install-local
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) SECRET_KEY=test-only-secret \
 	ALLOWED_HOSTS=localhost,127.0.0.1,testserver CHANNEL_LAYER_PREFIX=test$$$$ DEBUG=off \
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

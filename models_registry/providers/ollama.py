@@ -29,6 +29,22 @@ class PullProgress:
     completed: int | None = None
 
 
+MIN_CONTEXT = 2048
+# A cautious characters-per-token figure: real tokenizers give 3.5 to 4 for English.
+CHARS_PER_TOKEN = 3
+DEFAULT_ANSWER_TOKENS = 1024
+
+
+def context_window(messages: list[ChatMessage], options: ChatOptions) -> int:
+    """The `num_ctx` for a request: room for the prompt and the answer, rounded up to a
+    power of two (so Ollama can reuse a loaded model), at least MIN_CONTEXT, at most the
+    model's own context length."""
+    prompt_tokens = sum(len(message["content"]) for message in messages) // CHARS_PER_TOKEN + 4 * len(messages)
+    needed = max(MIN_CONTEXT, prompt_tokens + (options.max_tokens or DEFAULT_ANSWER_TOKENS))
+    window = 1 << (needed - 1).bit_length()
+    return min(window, options.context_length) if options.context_length else window
+
+
 @functools.cache
 def _tls_context() -> ssl.SSLContext:
     """One TLS context per process: building one takes ~15 ms, more than a local first token."""
@@ -54,8 +70,9 @@ class OllamaProvider(ChatProvider):
         if options.max_tokens is not None:
             request_options["num_predict"] = options.max_tokens
         if options.context_length:
-            # Ollama's default window is small and it truncates the prompt silently.
-            request_options["num_ctx"] = options.context_length
+            # Ollama's default window is small and it drops the start of a longer prompt
+            # silently; the model's whole window would reserve memory that most chats never use.
+            request_options["num_ctx"] = context_window(messages, options)
         client = self._client()
         try:
             async with client:

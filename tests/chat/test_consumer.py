@@ -104,7 +104,7 @@ async def test_earlier_turns_go_to_the_model(alice, conversation, fake_ollama) -
     await ws.close()
 
 
-async def test_context_length_of_the_model_is_passed_to_ollama(alice, conversation, fake_ollama, llama) -> None:
+async def test_ollama_gets_a_context_window_within_the_models_length(alice, conversation, fake_ollama, llama) -> None:
     llama.context_length = 4096
     await llama.asave()
     _, _, ws = await open_socket(conversation.uuid, user=alice)
@@ -113,7 +113,7 @@ async def test_context_length_of_the_model_is_passed_to_ollama(alice, conversati
     await ws.receive_until(is_done)
     await finish_generations()
 
-    assert fake_ollama.chat_requests[-1]["options"]["num_ctx"] == 4096
+    assert fake_ollama.chat_requests[-1]["options"]["num_ctx"] == 2048, "a short chat needs no more"
     await ws.close()
 
 

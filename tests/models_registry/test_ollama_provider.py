@@ -7,7 +7,7 @@ import socket
 import pytest
 
 from models_registry.providers.base import ChatChunk, ChatOptions, ProviderError
-from models_registry.providers.ollama import OllamaProvider
+from models_registry.providers.ollama import OllamaProvider, context_window
 from tests.fakes.ollama import FakeOllama
 
 HELLO = [{"role": "user", "content": "hello there"}]
@@ -26,12 +26,22 @@ async def test_stream_yields_the_answer_and_final_usage(fake_ollama: FakeOllama)
     assert not any(chunk.done for chunk in chunks[:-1])
 
 
-async def test_context_length_is_sent_as_num_ctx(fake_ollama: FakeOllama) -> None:
+async def test_options_are_sent_with_a_window_that_fits_the_prompt(fake_ollama: FakeOllama) -> None:
     await collect(OllamaProvider(base_url=fake_ollama.url), context_length=8192, temperature=0.2, max_tokens=50)
 
     options = fake_ollama.chat_requests[-1]["options"]
-    assert options == {"num_ctx": 8192, "temperature": 0.2, "num_predict": 50}
+    assert options == {"num_ctx": 2048, "temperature": 0.2, "num_predict": 50}
     assert fake_ollama.chat_requests[-1]["stream"] is True
+
+
+@pytest.mark.parametrize(
+    ("prompt_chars", "context_length", "num_ctx"),
+    [(100, 131072, 2048), (9_000, 131072, 4096), (30_000, 131072, 16384), (30_000, 8192, 8192)],
+)
+def test_context_window_grows_with_the_prompt_up_to_the_models_length(prompt_chars, context_length, num_ctx) -> None:
+    messages = [{"role": "user", "content": "x" * prompt_chars}]
+
+    assert context_window(messages, ChatOptions(context_length=context_length)) == num_ctx
 
 
 async def test_unknown_model_is_a_permanent_error_that_names_it(fake_ollama: FakeOllama) -> None:

@@ -77,3 +77,16 @@ def test_default_chat_model_is_offered_first(ollama_provider, alice) -> None:
     LLMModel.objects.filter(name="qwen2.5:0.5b").update(is_default_chat=True)
 
     assert models_usable_by(user=alice).first().name == "qwen2.5:0.5b"
+
+
+def test_periodic_sync_task_is_scheduled_and_syncs(fake_ollama, settings) -> None:
+    from models_registry.tasks import models_sync
+    from multillm.celery import app
+
+    settings.OLLAMA_BASE_URL = fake_ollama.url
+    schedule = app.conf.beat_schedule["sync-models"]
+    assert schedule["task"] == models_sync.name and schedule["schedule"] == settings.MODELS_SYNC_INTERVAL
+
+    models_sync()
+
+    assert LLMModel.objects.filter(provider__name="ollama", available=True).count() == 2
