@@ -71,12 +71,16 @@ class LLMModel(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["provider", "name"], name="unique_model_per_provider"),
             models.UniqueConstraint(
-                fields=["is_default_chat"], condition=Q(is_default_chat=True), name="one_default_chat_model"
+                fields=["is_default_chat"],
+                condition=Q(is_default_chat=True),
+                name="one_default_chat_model",
+                violation_error_message="Another model is the default chat model: untick it there first.",
             ),
             models.UniqueConstraint(
                 fields=["is_default_embedding"],
                 condition=Q(is_default_embedding=True),
                 name="one_default_embedding_model",
+                violation_error_message="Another model is the default embedding model: untick it there first.",
             ),
         ]
         ordering = ["provider__name", "name"]

@@ -64,6 +64,9 @@ class FakeOllama:
         self.pull_fail_after: int | None = None
         self.pull_delay = 0.0
         self.deleted: list[str] = []
+        # Streams left over from an earlier test (a slow first token the client gave up
+        # on) must not count against the next one.
+        self._generation = 0
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -101,6 +104,7 @@ class FakeOllama:
         self.pull_fail_after = None
         self.pull_delay = 0.0
         self.deleted.clear()
+        self._generation += 1
 
 
 class _QuietServer(ThreadingHTTPServer):
@@ -234,6 +238,7 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(fake.first_token_delay)
             final["message"]["content"] = "".join(tokens)
             return self._json(200, final)
+        generation = fake._generation
         self.send_response(200)
         self.send_header("Content-Type", "application/x-ndjson")
         self.send_header("Transfer-Encoding", "chunked")
@@ -261,7 +266,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._chunk(json.dumps(final).encode() + b"\n")
             self._chunk(b"")
         except (BrokenPipeError, ConnectionResetError):
-            fake.streams_closed_by_client += 1
+            if generation == fake._generation:
+                fake.streams_closed_by_client += 1
             self.close_connection = True
 
     def _chunk(self, data: bytes) -> None:
