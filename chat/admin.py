@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from chat.models import Conversation, Message
+from chat.models import ApiKey, Conversation, Message, UserLimits
 
 
 class MessageInline(admin.TabularInline):
@@ -34,3 +34,22 @@ class MessageAdmin(admin.ModelAdmin):
     ]
     list_filter = ["role", "status"]
     readonly_fields = ["created_at", "updated_at"]
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    list_display = ["name", "user", "prefix", "created_at", "last_used_at", "revoked_at"]
+    list_filter = ["revoked_at"]
+    search_fields = ["name", "user__username", "prefix"]
+    fields = ["user", "name", "prefix", "created_at", "last_used_at", "revoked_at"]
+    readonly_fields = ["user", "prefix", "created_at", "last_used_at"]
+
+    def has_add_permission(self, request: object) -> bool:
+        return False  # users make their own keys (shown once); admins use `manage.py create_api_key`
+
+
+@admin.register(UserLimits)
+class UserLimitsAdmin(admin.ModelAdmin):
+    list_display = ["user", "requests_per_minute", "tokens_per_day", "concurrent_generations", "max_prompt_chars"]
+    search_fields = ["user__username"]
+    autocomplete_fields = ["user"]

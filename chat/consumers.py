@@ -20,6 +20,7 @@ from django.http import Http404
 
 from chat import generation, services
 from chat.models import Conversation, Message
+from chat.quotas import QuotaExceeded, quota_start
 from chat.selectors import conversation_get_for_user, message_as_frame, messages_for_conversation
 from models_registry.selectors import model_get_usable
 
@@ -98,10 +99,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self._send_error("model_unavailable", f"The model {models[0][:200]!r} is not available to you.")
             return
         try:
+            ticket = await quota_start(user_id=self.scope["user"].pk, prompt_chars=len(content))
+        except QuotaExceeded as exc:
+            await self._send_error(exc.code, exc.detail)
+            return
+        try:
             exchange = await database_sync_to_async(services.exchange_start)(
                 conversation=self.conversation, content=content, model=model
             )
         except services.ChatError as exc:
+            await ticket.finish(tokens=0)
             await self._send_error(exc.code, exc.detail)
             return
         for message in (exchange.user_message, exchange.assistant_message):
@@ -113,7 +120,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
                     "conversation": {"id": str(exchange.conversation.uuid), "title": exchange.conversation.title},
                 }
             )
-        generation.generation_start(message_id=exchange.assistant_message.pk, conversation_uuid=self.conversation.uuid)
+        generation.generation_start(
+            message_id=exchange.assistant_message.pk, conversation_uuid=self.conversation.uuid, ticket=ticket
+        )
 
     async def _on_stop(self, frame: dict[str, Any]) -> None:
         message_id = frame.get("message")

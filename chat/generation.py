@@ -23,6 +23,7 @@ from django.conf import settings
 
 from chat import services
 from chat.models import Message
+from chat.quotas import QuotaTicket
 from chat.selectors import message_as_frame
 from models_registry.models import LLMModel
 from models_registry.providers import ProviderError, provider_client
@@ -66,8 +67,9 @@ def _load_context(message_id: int) -> _Context:
 
 
 class Generation:
-    def __init__(self, message_id: int, conversation_uuid: Any) -> None:
+    def __init__(self, message_id: int, conversation_uuid: Any, ticket: QuotaTicket | None = None) -> None:
         self.message_id = message_id
+        self.ticket = ticket
         self.group = chat_group(conversation_uuid)
         self.control = control_group(conversation_uuid)
         self.layer = get_channel_layer()
@@ -116,7 +118,12 @@ class Generation:
             listener.cancel()
             checkpointer.cancel()
             await self.layer.group_discard(self.control, channel)
-        await self._finish(outcome)
+        try:
+            await self._finish(outcome)
+        finally:
+            if self.ticket is not None:
+                used = (outcome.get("prompt_tokens") or 0) + (outcome.get("completion_tokens") or 0)
+                await self.ticket.finish(tokens=used)
 
     async def _stream(self) -> dict[str, Any]:
         context = await _load_context(self.message_id)
@@ -217,9 +224,11 @@ class Generation:
         await self.layer.group_send(self.group, {"type": "chat.event", "frame": frame})
 
 
-def generation_start(*, message_id: int, conversation_uuid: Any) -> asyncio.Task[None]:
+def generation_start(
+    *, message_id: int, conversation_uuid: Any, ticket: QuotaTicket | None = None
+) -> asyncio.Task[None]:
     """Start the answer for an assistant message in this process; it outlives the socket."""
-    task = asyncio.create_task(Generation(message_id, conversation_uuid).run(), name=f"generation-{message_id}")
+    task = asyncio.create_task(Generation(message_id, conversation_uuid, ticket).run(), name=f"generation-{message_id}")
     _RUNNING[message_id] = task
     task.add_done_callback(lambda _: _RUNNING.pop(message_id, None))
     return task

@@ -31,6 +31,7 @@ class Conversation(models.Model):
 
 class Message(models.Model):
     class Role(models.TextChoices):
+        SYSTEM = "system", "System"
         USER = "user", "User"
         ASSISTANT = "assistant", "Assistant"
 
@@ -67,3 +68,59 @@ class Message(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status != self.Status.STREAMING
+
+
+class ApiKey(models.Model):
+    """A key for the OpenAI-compatible API. Only its SHA-256 is stored; it acts as its user."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_keys")
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16, help_text="The first characters, to tell keys apart.")
+    key_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "API key"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+
+class UserLimits(models.Model):
+    """Per-user limits set by admins; an empty field takes the default from the settings."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="limits")
+    requests_per_minute = models.PositiveIntegerField(null=True, blank=True)
+    tokens_per_day = models.PositiveIntegerField(null=True, blank=True)
+    concurrent_generations = models.PositiveIntegerField(null=True, blank=True)
+    max_prompt_chars = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "user limits"
+        verbose_name_plural = "user limits"
+
+    def __str__(self) -> str:
+        return f"Limits of {self.user}"
+
+
+class QuotaCounter(models.Model):
+    """A usage counter in a time window, for when Redis is not configured."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=20)
+    window_start = models.DateTimeField()
+    value = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "kind", "window_start"], name="one_counter_per_window")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} of user {self.user_id} from {self.window_start:%Y-%m-%d %H:%M}: {self.value}"

@@ -152,3 +152,40 @@ def generations_reap_stale(*, conversation: Conversation) -> int:
     if count:
         logger.warning("marked %d stale answers in conversation %s as interrupted", count, conversation.uuid)
     return count
+
+
+def api_exchange_save(
+    *,
+    user: AbstractBaseUser,
+    model: LLMModel,
+    messages: list[ChatMessage],
+    answer: str,
+    status: str,
+    error: str = "",
+    prompt_tokens: int | None = None,
+    completion_tokens: int | None = None,
+    first_token_ms: int | None = None,
+    latency_ms: int | None = None,
+) -> Conversation:
+    """Save an API exchange as a conversation of its own, so it shows in the web app."""
+    first_user = next((m["content"] for m in messages if m["role"] == "user"), "API request")
+    with transaction.atomic():
+        conversation = Conversation.objects.create(owner=user, title=title_from_message(first_user), model=model)
+        Message.objects.bulk_create(
+            [Message(conversation=conversation, role=m["role"], content=m["content"]) for m in messages]
+        )
+        Message.objects.create(
+            conversation=conversation,
+            role=Message.Role.ASSISTANT,
+            content=answer,
+            content_html=markdown_to_safe_html(answer) if answer else "",
+            model=model,
+            model_label=model.model_id,
+            status=status,
+            error=error,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            first_token_ms=first_token_ms,
+            latency_ms=latency_ms,
+        )
+    return conversation

@@ -4,10 +4,11 @@ import uuid
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from chat.models import Conversation
+from chat.api_keys import api_key_create, api_key_get_for_user, api_key_revoke
+from chat.models import ApiKey, Conversation
 from chat.selectors import conversation_get_for_user, conversations_for_sidebar, messages_for_conversation
 from chat.services import conversation_create
 from models_registry.selectors import models_usable_by
@@ -49,3 +50,21 @@ def conversation_new(request: HttpRequest) -> JsonResponse:
         {"id": str(conversation.uuid), "url": conversation.get_absolute_url(), "title": conversation.title},
         status=201,
     )
+
+
+def api_keys(request: HttpRequest) -> HttpResponse:
+    """List, and on POST create, the user's API keys; a new key is shown only in this response."""
+    context: dict[str, object] = {}
+    if request.method == "POST":
+        key, raw_key = api_key_create(user=request.user, name=request.POST.get("name", ""))  # type: ignore[arg-type]
+        context = {"new_key": raw_key, "new_key_name": key.name}
+    context["keys"] = ApiKey.objects.filter(user_id=request.user.pk)
+    response = render(request, "chat/api_keys.html", context)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@require_POST
+def api_key_revoke_view(request: HttpRequest, key_uuid: uuid.UUID) -> HttpResponse:
+    api_key_revoke(key=api_key_get_for_user(user=request.user, key_uuid=key_uuid))  # type: ignore[arg-type]
+    return redirect("chat:api_keys")

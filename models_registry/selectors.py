@@ -21,9 +21,11 @@ def models_usable_by(*, user: AbstractBaseUser | AnonymousUser, capability: str 
     return models.order_by("-is_default_chat", "provider__name", "name")
 
 
-def model_get_usable(*, user: AbstractBaseUser | AnonymousUser, model_id: str) -> LLMModel | None:
+def model_get_usable(
+    *, user: AbstractBaseUser | AnonymousUser, model_id: str, capability: str = "chat"
+) -> LLMModel | None:
     """The model named `<provider>/<name>` if the user may use it now, else None."""
     provider_name, sep, name = model_id.partition("/")
     if not sep or not name:
         return None
-    return models_usable_by(user=user).filter(provider__name=provider_name, name=name).first()
+    return models_usable_by(user=user, capability=capability).filter(provider__name=provider_name, name=name).first()

@@ -180,6 +180,20 @@ CHAT_DELTA_INTERVAL: float = _typed("CHAT_DELTA_INTERVAL", "float", 0.03)
 # How often a streaming answer's partial text is saved, so a crash loses little.
 CHAT_CHECKPOINT_INTERVAL: float = _positive("CHAT_CHECKPOINT_INTERVAL", "float", 2.0)
 
+# Per-user limits for the chat and the API (admins override them per user); 0 = unlimited.
+QUOTA_REQUESTS_PER_MINUTE: int = _typed("QUOTA_REQUESTS_PER_MINUTE", "int", 60)
+QUOTA_TOKENS_PER_DAY: int = _typed("QUOTA_TOKENS_PER_DAY", "int", 1_000_000)
+QUOTA_CONCURRENT_GENERATIONS: int = _typed("QUOTA_CONCURRENT_GENERATIONS", "int", 4)
+QUOTA_MAX_PROMPT_CHARS: int = _typed("QUOTA_MAX_PROMPT_CHARS", "int", 200_000)
+for _name in (
+    "QUOTA_REQUESTS_PER_MINUTE",
+    "QUOTA_TOKENS_PER_DAY",
+    "QUOTA_CONCURRENT_GENERATIONS",
+    "QUOTA_MAX_PROMPT_CHARS",
+):
+    if globals()[_name] < 0:
+        raise ImproperlyConfigured(f"{_name} must be 0 (unlimited) or more, got {globals()[_name]}")
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from chat import api
 from multillm import health
 
 urlpatterns = [
@@ -10,5 +11,10 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
+    path("api/v1/models", api.models_list, name="api_models"),
+    path("api/v1/chat/completions", api.chat_completions, name="api_chat_completions"),
+    path("api/v1/embeddings", api.embeddings, name="api_embeddings"),
+    path("api/v1/openapi.json", api.openapi, name="api_openapi"),
+    path("api/v1/docs", api.docs, name="api_docs"),
     path("", include("chat.urls")),
 ]

@@ -8,14 +8,21 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import User
-from django.db import connections
+from django.db import connection, connections
 from django.test import Client
 
 from chat.models import Conversation
@@ -25,6 +32,21 @@ from tests.fakes.ollama import FakeOllama
 from tests.fakes.openai import FakeOpenAI
 
 ORIGIN = b"http://testserver"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def clear_quota_counters(settings: Any) -> Iterator[None]:
+    """Quota counters in Redis are keyed by user id, and ids repeat between tests."""
+    import redis
+
+    if settings.REDIS_URL:
+        client = redis.Redis.from_url(settings.REDIS_URL)
+        keys = list(client.scan_iter(f"{settings.CHANNEL_LAYER_PREFIX}:quota:*"))
+        if keys:
+            client.delete(*keys)
+        client.close()
+    yield
 
 
 @pytest.fixture(scope="session")
@@ -155,3 +177,81 @@ def text_of(frames: list[dict[str, Any]], message_id: int) -> str:
             assert frame["offset"] <= len(text), f"gap before offset {frame['offset']}"
             text = text[: frame["offset"]] + frame["text"] if frame["offset"] + len(frame["text"]) > len(text) else text
     return text
+
+
+# A real Daphne serving the app (HTTP and websockets) on 127.0.0.1, in a subprocess on the
+# test database: tests that use it write with `transactional_db` (committed, so visible).
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _database_url() -> str:
+    config = connection.settings_dict
+    if config["ENGINE"] != "django.db.backends.postgresql":
+        pytest.fail("browser tests need DATABASE_URL to point at PostgreSQL (see the README's test command)")
+    password = f":{config['PASSWORD']}" if config["PASSWORD"] else ""
+    return f"postgres://{config['USER']}{password}@{config['HOST']}:{config['PORT'] or 5432}/{config['NAME']}"
+
+
+@pytest.fixture(scope="session")
+def app_server(django_db_setup: None, django_db_blocker, tmp_path_factory) -> Iterator[str]:
+    """The app under Daphne on a free port; yields its base URL."""
+    with django_db_blocker.unblock():
+        database_url = _database_url()
+    var_dir = tmp_path_factory.mktemp("var")
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "VAR_DIR": str(var_dir),
+        "DEBUG": "off",
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "LOG_LEVEL": "WARNING",
+    }
+    subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=ROOT, env=env, check=True, timeout=120
+    )
+    port = _free_port()
+    log = open(var_dir / "daphne.log", "w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "multillm.asgi:application"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(f"{base_url}/healthz", timeout=1) as response:
+                if response.status == 200:
+                    break
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                log.close()
+                pytest.fail(f"Daphne did not start:\n{(var_dir / 'daphne.log').read_text()}")
+            time.sleep(0.2)
+    yield base_url
+    server.terminate()
+    server.wait(timeout=10)
+    log.close()
+    with django_db_blocker.unblock():
+        _wait_for_other_sessions_to_end()
+
+
+def _wait_for_other_sessions_to_end(timeout: float = 10) -> None:
+    """Postgres ends a dead client's session a moment later; the test database can only
+    be dropped once it has."""
+    deadline = time.monotonic() + timeout
+    with connection.cursor() as cursor:
+        while time.monotonic() < deadline:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            if cursor.fetchone()[0] == 0:
+                return
+            time.sleep(0.1)

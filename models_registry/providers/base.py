@@ -19,6 +19,7 @@ class ChatOptions:
     temperature: float | None = None
     max_tokens: int | None = None
     context_length: int | None = None
+    stop: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -69,6 +69,8 @@ class OllamaProvider(ChatProvider):
             request_options["temperature"] = options.temperature
         if options.max_tokens is not None:
             request_options["num_predict"] = options.max_tokens
+        if options.stop:
+            request_options["stop"] = list(options.stop)
         if options.context_length:
             # Ollama's default window is small and it drops the start of a longer prompt
             # silently; the model's whole window would reserve memory that most chats never use.

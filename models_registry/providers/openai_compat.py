@@ -107,6 +107,8 @@ class _OpenAIProtocolProvider(ChatProvider):
             params["temperature"] = options.temperature
         if options.max_tokens is not None:
             params["max_tokens"] = options.max_tokens
+        if options.stop:
+            params["stop"] = list(options.stop)
         attempt = 0
         while True:
             started = False

@@ -1,0 +1,391 @@
+"""The OpenAI-compatible HTTP API: `/api/v1/models`, `/api/v1/chat/completions`,
+`/api/v1/embeddings`, with a bearer API key that acts as its user.
+
+The views are async: under Daphne a streamed answer is relayed chunk by chunk as the
+provider sends it, and a client that hangs up cancels the upstream request (Django
+cancels the response's iterator on `http.disconnect`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.contrib.auth.decorators import login_not_required
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.shortcuts import render
+from django.views.decorators.csrf import csrf_exempt
+
+from chat import services
+from chat.api_keys import api_key_authenticate
+from chat.openapi import openapi_document
+from chat.quotas import QuotaExceeded, QuotaTicket, quota_start
+from models_registry.models import LLMModel
+from models_registry.providers import ProviderError, provider_client
+from models_registry.providers.base import ChatChunk, ChatMessage, ChatOptions
+from models_registry.selectors import model_get_usable, models_usable_by
+
+logger = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 4 * 1024 * 1024
+ROLES = {"system", "user", "assistant"}
+# Provider error code -> HTTP status of our answer.
+UPSTREAM_STATUS = {
+    "unreachable": 502, "timeout": 504, "unauthorized": 502, "model_not_found": 404, "rate_limited": 429,
+    "upstream_error": 502, "interrupted": 502, "malformed": 502,
+}  # fmt: skip
+# Saves that outlive a cancelled response; referenced so they are not collected.
+_BACKGROUND: set[asyncio.Task[Any]] = set()
+
+
+class ApiError(Exception):
+    def __init__(
+        self, status: int, message: str, *, code: str, type: str = "invalid_request_error", param: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:  # fmt: skip
+        super().__init__(message)
+        self.status, self.message, self.code, self.type, self.param = status, message, code, type, param
+        self.retry_after = retry_after
+
+    def response(self) -> JsonResponse:
+        body = {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+        response = JsonResponse(body, status=self.status)
+        if self.retry_after is not None:
+            response["Retry-After"] = str(max(1, round(self.retry_after)))
+        return response
+
+
+def api_view(view: Any) -> Any:
+    """Bearer-key authentication and OpenAI-shaped errors for an async API view."""
+
+    async def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            header = request.headers.get("Authorization", "")
+            scheme, _, raw_key = header.partition(" ")
+            if scheme.lower() != "bearer" or not raw_key.strip():
+                raise ApiError(401, "Send your API key as 'Authorization: Bearer <key>'.", code="missing_api_key",
+                               type="authentication_error")  # fmt: skip
+            key = await sync_to_async(api_key_authenticate)(raw_key.strip())
+            if key is None:
+                raise ApiError(401, "Incorrect or revoked API key.", code="invalid_api_key",
+                               type="authentication_error")  # fmt: skip
+            request.user = key.user
+            return await view(request, *args, **kwargs)
+        except ApiError as exc:
+            return exc.response()
+
+    return login_not_required(csrf_exempt(wrapper))
+
+
+def _json_body(request: HttpRequest) -> dict[str, Any]:
+    if request.method != "POST":
+        raise ApiError(405, "Use POST.", code="method_not_allowed")
+    if len(request.body) > MAX_BODY_BYTES:
+        raise ApiError(413, f"The request body is over {MAX_BODY_BYTES // 1024 // 1024} MB.", code="body_too_large")
+    try:
+        body = json.loads(request.body)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ApiError(400, "The body must be JSON.", code="invalid_json") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "The body must be a JSON object.", code="invalid_json")
+    return body
+
+
+async def _usable_model(user: Any, model_id: Any, capability: str) -> LLMModel:
+    if not isinstance(model_id, str) or not model_id:
+        raise ApiError(
+            400, "`model` is required: a model id from GET /api/v1/models.", code="invalid_model", param="model"
+        )
+    model = await sync_to_async(model_get_usable)(user=user, model_id=model_id, capability=capability)
+    if model is not None:
+        return model
+    provider, _, name = model_id.partition("/")
+    existing = await LLMModel.objects.filter(provider__name=provider, name=name, enabled=True, available=True).afirst()
+    if existing is not None and capability not in existing.capabilities:
+        raise ApiError(
+            400,
+            f"'{model_id}' is not {'an' if capability == 'embedding' else 'a'} {capability} model.",
+            code="invalid_model",
+            param="model",
+        )
+    if existing is not None:
+        raise ApiError(403, f"You may not use the model '{model_id}'.", code="model_not_allowed", param="model",
+                       type="permission_error")  # fmt: skip
+    raise ApiError(404, f"The model '{model_id}' does not exist or is not available.", code="model_not_found",
+                   param="model")  # fmt: skip
+
+
+@api_view
+async def models_list(request: HttpRequest) -> JsonResponse:
+    if request.method != "GET":
+        raise ApiError(405, "Use GET.", code="method_not_allowed")
+
+    def listing() -> list[dict[str, Any]]:
+        chat = list(models_usable_by(user=request.user))
+        embedding = [m for m in models_usable_by(user=request.user, capability="embedding") if m not in chat]
+        return [
+            {"id": m.model_id, "object": "model", "created": int(m.created_at.timestamp()), "owned_by": m.provider.name,
+             "capabilities": m.capabilities, "context_length": m.context_length}
+            for m in chat + embedding
+        ]  # fmt: skip
+
+    return JsonResponse({"object": "list", "data": await sync_to_async(listing)()})
+
+
+@dataclass
+class _ChatRequest:
+    model: LLMModel
+    messages: list[ChatMessage]
+    options: ChatOptions
+    stream: bool
+    include_usage: bool
+    store: bool
+
+
+def _parse_messages(raw: Any) -> list[ChatMessage]:
+    if not isinstance(raw, list) or not raw:
+        raise ApiError(400, "`messages` must be a non-empty list.", code="invalid_messages", param="messages")
+    messages: list[ChatMessage] = []
+    for index, item in enumerate(raw):
+        param = f"messages[{index}]"
+        if not isinstance(item, dict) or item.get("role") not in ROLES:
+            raise ApiError(400, f"{param} needs a role of system, user or assistant.", code="invalid_messages",
+                           param=param)  # fmt: skip
+        content = item.get("content")
+        if isinstance(content, list):  # content parts: text only
+            if not all(
+                isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str) for p in content
+            ):
+                raise ApiError(400, f"{param}: only text content parts are supported.", code="invalid_messages",
+                               param=param)  # fmt: skip
+            content = "".join(p["text"] for p in content)
+        if not isinstance(content, str):
+            raise ApiError(400, f"{param}.content must be a string.", code="invalid_messages", param=param)
+        messages.append({"role": item["role"], "content": content})
+    return messages
+
+
+def _number(body: dict[str, Any], name: str, kind: type, low: float, high: float) -> Any:
+    value = body.get(name)
+    if value is None:
+        return None
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float) if kind is float else int)
+        or not low <= value <= high
+    ):
+        raise ApiError(400, f"`{name}` must be a {kind.__name__} from {low:g} to {high:g}.", code="invalid_value",
+                       param=name)  # fmt: skip
+    return value
+
+
+async def _parse_chat_request(request: HttpRequest) -> _ChatRequest:
+    body = _json_body(request)
+    messages = _parse_messages(body.get("messages"))
+    if body.get("n", 1) != 1:
+        raise ApiError(400, "Only n=1 is supported.", code="unsupported_value", param="n")
+    if body.get("sources"):
+        raise ApiError(400, "Sources are not available yet.", code="unsupported_value", param="sources")
+    stop = body.get("stop")
+    if isinstance(stop, str):
+        stop = [stop]
+    if stop is not None and (not isinstance(stop, list) or len(stop) > 4 or not all(isinstance(s, str) for s in stop)):
+        raise ApiError(400, "`stop` must be a string or a list of up to 4 strings.", code="invalid_value", param="stop")
+    stream = body.get("stream", False)
+    store = body.get("store", True)
+    stream_options = body.get("stream_options") or {}
+    if not isinstance(stream, bool) or not isinstance(store, bool) or not isinstance(stream_options, dict):
+        raise ApiError(400, "`stream` and `store` are booleans; `stream_options` an object.", code="invalid_value")
+    model = await _usable_model(request.user, body.get("model"), "chat")
+    options = ChatOptions(
+        temperature=_number(body, "temperature", float, 0, 2),
+        max_tokens=_number(body, "max_tokens", int, 1, 10**6) or _number(body, "max_completion_tokens", int, 1, 10**6),
+        context_length=model.context_length,
+        stop=tuple(stop or ()),
+    )  # fmt: skip
+    return _ChatRequest(model, messages, options, stream, bool(stream_options.get("include_usage")), store)
+
+
+@dataclass
+class _Relay:
+    """One exchange with the provider: its text so far, counts and timings, and how it ended."""
+
+    request: _ChatRequest
+    user: Any
+    ticket: QuotaTicket
+    completion_id: str = field(default_factory=lambda: f"chatcmpl-{uuid.uuid4().hex}")
+    created: int = field(default_factory=lambda: int(time.time()))
+    started: float = field(default_factory=time.monotonic)
+    first_token_at: float | None = None
+    text: str = ""
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    status: str = "complete"
+    error: ProviderError | None = None
+
+    def take(self, chunk: ChatChunk) -> None:
+        if chunk.text and self.first_token_at is None:
+            self.first_token_at = time.monotonic()
+        self.text += chunk.text
+        if chunk.done:
+            self.prompt_tokens, self.completion_tokens = chunk.prompt_tokens, chunk.completion_tokens
+
+    def usage(self) -> dict[str, int]:
+        prompt, completion = self.prompt_tokens or 0, self.completion_tokens or 0
+        return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+    async def close(self) -> None:
+        """Save the exchange (if asked) and count its tokens; survives the response's cancellation."""
+        await self.ticket.finish(tokens=self.usage()["total_tokens"])
+        if not self.request.store:
+            return
+        ms = lambda moment: round((moment - self.started) * 1000) if moment else None  # noqa: E731
+        await sync_to_async(services.api_exchange_save)(
+            user=self.user, model=self.request.model, messages=self.request.messages, answer=self.text,
+            status=self.status, error=self.error.message if self.error else "",
+            prompt_tokens=self.prompt_tokens, completion_tokens=self.completion_tokens,
+            first_token_ms=ms(self.first_token_at), latency_ms=ms(time.monotonic()),
+        )  # fmt: skip
+
+    def close_in_background(self) -> None:
+        task = asyncio.create_task(self.close())
+        _BACKGROUND.add(task)
+        task.add_done_callback(_BACKGROUND.discard)
+
+
+def _upstream_error(exc: ProviderError) -> ApiError:
+    return ApiError(UPSTREAM_STATUS.get(exc.code, 502), exc.message, code=exc.code, type="upstream_error",
+                    retry_after=exc.retry_after if exc.code == "rate_limited" else None)  # fmt: skip
+
+
+@api_view
+async def chat_completions(request: HttpRequest) -> HttpResponse:
+    parsed = await _parse_chat_request(request)
+    try:
+        ticket = await quota_start(
+            user_id=request.user.pk, prompt_chars=sum(len(m["content"]) for m in parsed.messages)
+        )
+    except QuotaExceeded as exc:
+        status = 400 if exc.code == "prompt_too_large" else 429
+        raise ApiError(status, exc.detail, code=exc.code, type="rate_limit_error" if status == 429 else
+                       "invalid_request_error", retry_after=exc.retry_after) from None  # fmt: skip
+    relay = _Relay(request=parsed, user=request.user, ticket=ticket)
+    chunks = provider_client(parsed.model.provider).stream_chat(
+        model=parsed.model.name, messages=parsed.messages, options=parsed.options
+    )
+    # Wait for the first chunk before answering, so an upstream failure gets its own status.
+    try:
+        first = await anext(chunks)  # type: ignore[call-overload]
+    except (ProviderError, StopAsyncIteration) as exc:
+        relay.status = "error"
+        relay.error = exc if isinstance(exc, ProviderError) else ProviderError("The model sent nothing.")
+        await relay.close()
+        raise _upstream_error(relay.error) from None
+    relay.take(first)
+    if parsed.stream:
+        response = StreamingHttpResponse(_sse(relay, first, chunks), content_type="text/event-stream")
+        response["Cache-Control"] = "no-cache"
+        response["X-Accel-Buffering"] = "no"
+        return response
+    try:
+        async for chunk in chunks:
+            relay.take(chunk)
+    except ProviderError as exc:
+        relay.status, relay.error = ("interrupted" if relay.text else "error"), exc
+        await relay.close()
+        raise _upstream_error(exc) from None
+    await relay.close()
+    return JsonResponse({
+        "id": relay.completion_id, "object": "chat.completion", "created": relay.created,
+        "model": parsed.model.model_id,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": relay.text}, "finish_reason": "stop"}],
+        "usage": relay.usage(),
+    })  # fmt: skip
+
+
+def _event(payload: dict[str, Any] | str) -> bytes:
+    data = payload if isinstance(payload, str) else json.dumps(payload, separators=(",", ":"))
+    return f"data: {data}\n\n".encode()
+
+
+async def _sse(relay: _Relay, first: ChatChunk, chunks: AsyncIterator[ChatChunk]) -> AsyncIterator[bytes]:
+    model_id = relay.request.model.model_id
+
+    def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
+        choice = {"index": 0, "delta": delta, "finish_reason": finish_reason}
+        return _event({"id": relay.completion_id, "object": "chat.completion.chunk", "created": relay.created,
+                       "model": model_id, "choices": [choice]})  # fmt: skip
+
+    try:
+        yield chunk({"role": "assistant", "content": first.text})
+        if not first.done:
+            async for piece in chunks:
+                relay.take(piece)
+                if piece.text:
+                    yield chunk({"content": piece.text})
+        yield chunk({}, "stop")
+        if relay.request.include_usage:
+            yield _event({"id": relay.completion_id, "object": "chat.completion.chunk", "created": relay.created,
+                          "model": model_id, "choices": [], "usage": relay.usage()})  # fmt: skip
+        yield _event("[DONE]")
+    except ProviderError as exc:
+        relay.status, relay.error = "interrupted", exc
+        yield _event({"error": {"message": exc.message, "type": "upstream_error", "param": None, "code": exc.code}})
+        yield _event("[DONE]")
+    except asyncio.CancelledError:
+        relay.status = "stopped"  # the client hung up
+        raise
+    finally:
+        await chunks.aclose()  # type: ignore[attr-defined]
+        relay.close_in_background()
+
+
+@api_view
+async def embeddings(request: HttpRequest) -> JsonResponse:
+    body = _json_body(request)
+    texts = body.get("input")
+    if isinstance(texts, str):
+        texts = [texts]
+    if (
+        not isinstance(texts, list)
+        or not texts
+        or not all(isinstance(t, str) and t for t in texts)
+        or len(texts) > 2048
+    ):
+        raise ApiError(400, "`input` must be a non-empty string or a list of up to 2048 non-empty strings.",
+                       code="invalid_value", param="input")  # fmt: skip
+    model = await _usable_model(request.user, body.get("model"), "embedding")
+    try:
+        ticket = await quota_start(user_id=request.user.pk, prompt_chars=sum(len(t) for t in texts))
+    except QuotaExceeded as exc:
+        raise ApiError(429 if exc.code != "prompt_too_large" else 400, exc.detail, code=exc.code,
+                       type="rate_limit_error", retry_after=exc.retry_after) from None  # fmt: skip
+    tokens = sum(len(t) for t in texts) // 4 + len(texts)  # providers do not all report it
+    try:
+        vectors = await provider_client(model.provider).embed_batch(model=model.name, texts=texts)
+    except ProviderError as exc:
+        await ticket.finish(tokens=0)
+        raise _upstream_error(exc) from None
+    await ticket.finish(tokens=tokens)
+    return JsonResponse({
+        "object": "list", "model": model.model_id,
+        "data": [{"object": "embedding", "index": i, "embedding": vector} for i, vector in enumerate(vectors)],
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    })  # fmt: skip
+
+
+@login_not_required
+def openapi(request: HttpRequest) -> JsonResponse:
+    return JsonResponse(openapi_document(base_url=request.build_absolute_uri("/api/v1")))
+
+
+@login_not_required
+def docs(request: HttpRequest) -> HttpResponse:
+    return render(request, "chat/api_docs.html", {"base_url": request.build_absolute_uri("/api/v1")})
