@@ -379,3 +379,36 @@ async def test_group_restricted_model_is_refused_on_the_socket(alice, conversati
     assert error["code"] == "model_unavailable"
     assert await Message.objects.filter(conversation=conversation).acount() == 0
     await ws.close()
+
+
+async def test_chat_over_the_request_limit_says_when_to_retry(alice, conversation, fake_ollama) -> None:
+    from chat.models import UserLimits
+
+    await UserLimits.objects.acreate(user=alice, requests_per_minute=1)
+    _, _, ws = await open_socket(conversation.uuid, user=alice)
+    await ws.send({"type": "send", "content": "one", "models": [LLAMA]})
+    await ws.receive_until(is_done)
+    await finish_generations()
+
+    await ws.send({"type": "send", "content": "two", "models": [LLAMA]})
+    error = await ws.receive()
+
+    assert error["code"] == "rate_limited" and "1 requests a minute" in error["detail"]
+    assert await Message.objects.filter(conversation=conversation, role="user").acount() == 1
+    await ws.close()
+
+
+async def test_answers_count_against_the_daily_tokens(alice, conversation, fake_ollama) -> None:
+    from chat.models import UserLimits
+
+    await UserLimits.objects.acreate(user=alice, tokens_per_day=3)
+    _, _, ws = await open_socket(conversation.uuid, user=alice)
+    await ws.send({"type": "send", "content": "one", "models": [LLAMA]})
+    await ws.receive_until(is_done)
+    await finish_generations()
+
+    await ws.send({"type": "send", "content": "two", "models": [LLAMA]})
+    error = await ws.receive()
+
+    assert error["code"] == "token_quota_exceeded"
+    await ws.close()
