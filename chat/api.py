@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
 from django.contrib.auth.decorators import login_not_required
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import render
@@ -72,7 +72,7 @@ def api_view(view: Any) -> Any:
             if scheme.lower() != "bearer" or not raw_key.strip():
                 raise ApiError(401, "Send your API key as 'Authorization: Bearer <key>'.", code="missing_api_key",
                                type="authentication_error")  # fmt: skip
-            key = await sync_to_async(api_key_authenticate)(raw_key.strip())
+            key = await database_sync_to_async(api_key_authenticate)(raw_key.strip())
             if key is None:
                 raise ApiError(401, "Incorrect or revoked API key.", code="invalid_api_key",
                                type="authentication_error")  # fmt: skip
@@ -103,11 +103,13 @@ async def _usable_model(user: Any, model_id: Any, capability: str) -> LLMModel:
         raise ApiError(
             400, "`model` is required: a model id from GET /api/v1/models.", code="invalid_model", param="model"
         )
-    model = await sync_to_async(model_get_usable)(user=user, model_id=model_id, capability=capability)
+    model = await database_sync_to_async(model_get_usable)(user=user, model_id=model_id, capability=capability)
     if model is not None:
         return model
     provider, _, name = model_id.partition("/")
-    existing = await LLMModel.objects.filter(provider__name=provider, name=name, enabled=True, available=True).afirst()
+    existing = await database_sync_to_async(
+        LLMModel.objects.filter(provider__name=provider, name=name, enabled=True, available=True).first
+    )()
     if existing is not None and capability not in existing.capabilities:
         raise ApiError(
             400,
@@ -136,7 +138,7 @@ async def models_list(request: HttpRequest) -> JsonResponse:
             for m in chat + embedding
         ]  # fmt: skip
 
-    return JsonResponse({"object": "list", "data": await sync_to_async(listing)()})
+    return JsonResponse({"object": "list", "data": await database_sync_to_async(listing)()})
 
 
 @dataclass
@@ -247,7 +249,7 @@ class _Relay:
         if not self.request.store:
             return
         ms = lambda moment: round((moment - self.started) * 1000) if moment else None  # noqa: E731
-        await sync_to_async(services.api_exchange_save)(
+        await database_sync_to_async(services.api_exchange_save)(
             user=self.user, model=self.request.model, messages=self.request.messages, answer=self.text,
             status=self.status, error=self.error.message if self.error else "",
             prompt_tokens=self.prompt_tokens, completion_tokens=self.completion_tokens,

@@ -22,6 +22,7 @@ from chat import generation, services
 from chat.models import Conversation, Message
 from chat.quotas import QuotaExceeded, quota_start
 from chat.selectors import conversation_get_for_user, message_as_frame, messages_for_conversation
+from ingestion.services import user_group
 from models_registry.selectors import model_get_usable
 
 logger = logging.getLogger(__name__)
@@ -49,12 +50,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_NOT_FOUND)
             return
         self.group = generation.chat_group(self.conversation.uuid)
+        self.user_group = user_group(user.pk)  # progress of the user's sources
         await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.channel_layer.group_add(self.user_group, self.channel_name)
         await self.accept()
 
     async def disconnect(self, code: int) -> None:
         if hasattr(self, "group"):
             await self.channel_layer.group_discard(self.group, self.channel_name)
+            await self.channel_layer.group_discard(self.user_group, self.channel_name)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if not await self._session_still_valid():

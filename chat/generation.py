@@ -25,6 +25,7 @@ from chat import services
 from chat.models import Message
 from chat.quotas import QuotaTicket
 from chat.selectors import message_as_frame
+from ingestion.selectors import Grounding, conversation_grounding
 from models_registry.models import LLMModel
 from models_registry.providers import ProviderError, provider_client
 from models_registry.providers.base import ChatMessage, ChatOptions
@@ -51,6 +52,13 @@ class _Context:
     conversation_uuid: Any
     model: LLMModel
     history: list[ChatMessage]
+    citations: list[dict[str, Any]]
+    notice: str
+
+
+# Tokens kept free for the answer when sizing the passages of sources.
+ANSWER_RESERVE = 1024
+DEFAULT_CONTEXT = 4096
 
 
 @database_sync_to_async
@@ -58,12 +66,33 @@ def _load_context(message_id: int) -> _Context:
     message = Message.objects.select_related("conversation", "model__provider").get(pk=message_id)
     if message.model is None:
         raise ProviderError("The model of this answer no longer exists.", permanent=True, code="model_missing")
+    history = services.history_for_generation(assistant_message=message)
+    grounding = _ground(message, history)
+    if grounding.system_message:
+        history = [{"role": "system", "content": grounding.system_message}, *history]
     return _Context(
         message_id=message.pk,
         conversation_uuid=message.conversation.uuid,
         model=message.model,
-        history=services.history_for_generation(assistant_message=message),
+        history=history,
+        citations=grounding.citations,
+        notice=grounding.notice,
     )
+
+
+def _ground(message: Message, history: list[ChatMessage]) -> Grounding:
+    """Passages of the conversation's sources for the user's last message, sized to fit the model."""
+    query = next((m["content"] for m in reversed(history) if m["role"] == "user"), "")
+    window = (message.model.context_length if message.model else None) or DEFAULT_CONTEXT
+    used = sum(len(m["content"]) for m in history) // 3
+    budget = window - used - ANSWER_RESERVE
+    if budget <= 0:
+        return Grounding()
+    try:
+        return conversation_grounding(conversation_id=message.conversation_id, query=query, budget_tokens=budget)
+    except Exception:  # retrieval must never stop the answer
+        logger.exception("retrieval for message %s failed", message.pk)
+        return Grounding(notice="The attached sources could not be searched just now; this answer does not use them.")
 
 
 class Generation:
@@ -80,6 +109,8 @@ class Generation:
         self.first_token_at: float | None = None
         self.stop_requested = False
         self.send_lock = asyncio.Lock()
+        self.citations: list[dict[str, Any]] = []
+        self.notice = ""
 
     async def run(self) -> None:
         # The default prefix matters: channels_redis reads every specific channel of a
@@ -127,6 +158,7 @@ class Generation:
 
     async def _stream(self) -> dict[str, Any]:
         context = await _load_context(self.message_id)
+        self.citations, self.notice = context.citations, context.notice
         client = provider_client(context.model.provider)
         options = ChatOptions(context_length=context.model.context_length)
         chunks = client.stream_chat(model=context.model.name, messages=context.history, options=options)
@@ -207,8 +239,9 @@ class Generation:
             message_id=self.message_id,
             content=self.text,
             status=outcome["status"],
-            error_code=outcome.get("error_code", ""),
-            error=outcome.get("error", ""),
+            error_code=outcome.get("error_code", "") or ("sources_unavailable" if self.notice else ""),
+            error=outcome.get("error", "") or self.notice,
+            citations=self.citations,
             prompt_tokens=outcome.get("prompt_tokens"),
             completion_tokens=outcome.get("completion_tokens"),
             first_token_ms=round((self.first_token_at - self.started_at) * 1000) if self.first_token_at else None,
@@ -220,7 +253,7 @@ class Generation:
                 {"type": "chat.event", "frame": {"type": "error", "message": self.message_id,
                                                  "code": message.error_code, "detail": message.error}},
             )  # fmt: skip
-        frame = {"type": "message.done", "citations": [], **message_as_frame(message), "message": self.message_id}
+        frame = {"type": "message.done", **message_as_frame(message), "message": self.message_id}
         await self.layer.group_send(self.group, {"type": "chat.event", "frame": frame})
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F
@@ -117,10 +117,10 @@ class _DatabaseCounters:
         return row.value if row else 0
 
     async def incr(self, user_id: int, kind: str, window: datetime | None, amount: int, ttl: int) -> int:
-        return await sync_to_async(self._incr)(user_id, kind, window, amount, ttl)
+        return await database_sync_to_async(self._incr)(user_id, kind, window, amount, ttl)
 
     async def get(self, user_id: int, kind: str, window: datetime | None) -> int:
-        return await sync_to_async(self._get)(user_id, kind, window)
+        return await database_sync_to_async(self._get)(user_id, kind, window)
 
 
 _redis_counters = _RedisCounters()
@@ -154,7 +154,7 @@ class QuotaTicket:
 
 async def quota_start(*, user_id: int, prompt_chars: int) -> QuotaTicket:
     """Check every limit for a new generation and take a concurrency slot; raise QuotaExceeded."""
-    limits = await sync_to_async(limits_for_user)(user_id)
+    limits = await database_sync_to_async(limits_for_user)(user_id)
     counters = _counters()
     now = datetime.now(UTC)
     minute, to_next_minute, day, to_next_day = _windows(now)

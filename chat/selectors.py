@@ -50,4 +50,5 @@ def message_as_frame(message: Message) -> dict[str, object]:
         "usage": {"prompt_tokens": message.prompt_tokens, "completion_tokens": message.completion_tokens},
         "first_token_ms": message.first_token_ms,
         "latency_ms": message.latency_ms,
+        "citations": message.citations,
     }

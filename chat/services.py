@@ -120,8 +120,10 @@ def message_finish(
     completion_tokens: int | None = None,
     first_token_ms: int | None = None,
     latency_ms: int | None = None,
+    citations: list[dict[str, object]] | None = None,
 ) -> Message:
     message = Message.objects.get(pk=message_id)
+    message.citations = citations or []
     message.content = content
     message.content_html = markdown_to_safe_html(content) if content else ""
     message.status = status

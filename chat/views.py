@@ -11,10 +11,13 @@ from chat.api_keys import api_key_create, api_key_get_for_user, api_key_revoke
 from chat.models import ApiKey, Conversation
 from chat.selectors import conversation_get_for_user, conversations_for_sidebar, messages_for_conversation
 from chat.services import conversation_create
+from ingestion.selectors import source_get_for_user, sources_for_conversation
+from ingestion.services import SourceError, source_as_frame, source_attach_file, source_attach_url, source_remove
 from models_registry.selectors import models_usable_by
 
 
 def _chat_page(request: HttpRequest, conversation: Conversation | None) -> HttpResponse:
+    sources = list(sources_for_conversation(conversation_id=conversation.pk)) if conversation else []
     models = list(models_usable_by(user=request.user))
     selected = None
     if conversation is not None and conversation.model_id:
@@ -25,6 +28,7 @@ def _chat_page(request: HttpRequest, conversation: Conversation | None) -> HttpR
         "messages": list(messages_for_conversation(conversation=conversation)) if conversation else [],
         "models": models,
         "selected_model": selected or (models[0] if models else None),
+        "sources": sources,
         "max_message_chars": settings.CHAT_MAX_MESSAGE_CHARS,
         "ollama_base_url": settings.OLLAMA_BASE_URL,
     }
@@ -68,3 +72,24 @@ def api_keys(request: HttpRequest) -> HttpResponse:
 def api_key_revoke_view(request: HttpRequest, key_uuid: uuid.UUID) -> HttpResponse:
     api_key_revoke(key=api_key_get_for_user(user=request.user, key_uuid=key_uuid))  # type: ignore[arg-type]
     return redirect("chat:api_keys")
+
+
+@require_POST
+def source_attach(request: HttpRequest, conversation_uuid: uuid.UUID) -> JsonResponse:
+    """Attach a URL or an uploaded file to the conversation; its progress arrives over the websocket."""
+    conversation = conversation_get_for_user(user=request.user, conversation_uuid=conversation_uuid)
+    upload = request.FILES.get("file")
+    try:
+        if upload is not None:
+            source = source_attach_file(owner=request.user, conversation=conversation, upload=upload)  # type: ignore[arg-type]
+        else:
+            source = source_attach_url(owner=request.user, conversation=conversation, url=request.POST.get("url", ""))  # type: ignore[arg-type]
+    except SourceError as exc:
+        return JsonResponse({"error": {"code": exc.code, "detail": exc.detail}}, status=400)
+    return JsonResponse({"source": source_as_frame(source)}, status=201)
+
+
+@require_POST
+def source_detach(request: HttpRequest, source_uuid: uuid.UUID) -> HttpResponse:
+    source_remove(source=source_get_for_user(user=request.user, source_uuid=source_uuid))
+    return HttpResponse(status=204)

@@ -74,9 +74,9 @@ class ModelPullConsumer(AsyncWebsocketConsumer):
         if not MODEL_NAME.match(name):
             await self._error("bad_model", "Model names use letters, digits and . _ : / - only, e.g. llama3.2:1b.")
             return
-        provider = await Provider.objects.filter(
-            name=str(frame.get("provider", "")), kind=Provider.Kind.OLLAMA, enabled=True
-        ).afirst()
+        provider = await database_sync_to_async(
+            Provider.objects.filter(name=str(frame.get("provider", "")), kind=Provider.Kind.OLLAMA, enabled=True).first
+        )()
         if provider is None:
             await self._error("bad_provider", "No enabled Ollama provider by that name.")
             return

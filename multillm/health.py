@@ -3,7 +3,7 @@
 import asyncio
 import logging
 
-from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.contrib.auth.decorators import login_not_required
 from django.db import connection
@@ -42,7 +42,7 @@ async def _check_channel_layer() -> None:
 async def readyz(request: HttpRequest) -> JsonResponse:
     """Every dependency that a request needs answers: 200, else 503 naming the failures."""
     checks = {
-        "database": sync_to_async(_check_database, thread_sensitive=True),
+        "database": database_sync_to_async(_check_database),
         "channel_layer": _check_channel_layer,
     }
     results: dict[str, str] = {}

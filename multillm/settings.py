@@ -172,6 +172,24 @@ CELERY_BEAT_SCHEDULE = {
 
 QDRANT_ENDPOINT: str = _url("QDRANT_ENDPOINT", "")
 QDRANT_COLLECTION: str = env.str("QDRANT_COLLECTION", default="multi-llm-chat")
+QDRANT_API_KEY: str = env.str("QDRANT_API_KEY", default="")
+# Without a Qdrant server the web process owns the embedded store and ingests by itself;
+# a separate Celery worker needs both Redis and QDRANT_ENDPOINT.
+INGESTION_IN_PROCESS: bool = not (REDIS_URL and QDRANT_ENDPOINT)
+
+# Fetching user-given URLs (ingestion/fetcher.py). Only hosts or networks listed in
+# FETCH_ALLOWLIST may be private or loopback addresses; everything else must be public.
+FETCH_ALLOWLIST: list[str] = _typed("FETCH_ALLOWLIST", "list", [])
+FETCH_MAX_BYTES: int = _positive("FETCH_MAX_BYTES", "int", 25 * 1024 * 1024)
+FETCH_MAX_DECOMPRESSED_BYTES: int = _positive("FETCH_MAX_DECOMPRESSED_BYTES", "int", 100 * 1024 * 1024)
+FETCH_CONNECT_TIMEOUT: float = _positive("FETCH_CONNECT_TIMEOUT", "float", 5.0)
+FETCH_READ_TIMEOUT: float = _positive("FETCH_READ_TIMEOUT", "float", 20.0)
+FETCH_MAX_REDIRECTS: int = _typed("FETCH_MAX_REDIRECTS", "int", 5)
+
+# Chunking, in the embedding model's own tokens (all-MiniLM-L6-v2 reads 256 word pieces).
+CHUNK_MAX_TOKENS: int = _positive("CHUNK_MAX_TOKENS", "int", 200)
+CHUNK_OVERLAP_TOKENS: int = _typed("CHUNK_OVERLAP_TOKENS", "int", 40)
+PDF_TIME_LIMIT: float = _positive("PDF_TIME_LIMIT", "float", 60.0)
 
 # Chat limits.
 CHAT_MAX_MESSAGE_CHARS: int = _positive("CHAT_MAX_MESSAGE_CHARS", "int", 32_000)

@@ -12,7 +12,7 @@ def test_healthz_answers_without_login() -> None:
     assert response.status_code == 200 and response.json() == {"status": "ok"}
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_readyz_checks_database_and_channel_layer() -> None:
     response = Client().get("/readyz")
 
@@ -20,7 +20,7 @@ def test_readyz_checks_database_and_channel_layer() -> None:
     assert response.json() == {"status": "ok", "checks": {"database": "ok", "channel_layer": "ok"}}
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_readyz_is_503_when_redis_is_unreachable(settings) -> None:
     settings.CHANNEL_LAYERS = {
         "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": ["redis://127.0.0.1:9/0"]}}

@@ -105,8 +105,66 @@ function renderMessage(message) {
   const error = el.querySelector(".message-error");
   error.textContent = message.error || "";
   error.hidden = !message.error;
+  renderCitations(el, message.citations || []);
   refreshControls();
   scrollToEnd();
+}
+
+function renderCitations(el, citations) {
+  let list = el.querySelector(".citations");
+  if (!list) {
+    list = document.createElement("ol");
+    list.className = "citations";
+    el.appendChild(list);
+  }
+  list.replaceChildren();
+  list.hidden = citations.length === 0;
+  for (const citation of citations) {
+    const item = document.createElement("li");
+    item.value = citation.number;
+    const details = item.appendChild(document.createElement("details"));
+    const summary = details.appendChild(document.createElement("summary"));
+    let label = citation.title || citation.url || citation.file_name;
+    if (citation.page) label += ` · page ${citation.page}`;
+    if (citation.rows) label += ` · rows ${citation.rows[0]}–${citation.rows[1]}`;
+    if (citation.heading) label += ` · ${citation.heading}`;
+    summary.textContent = label;
+    details.appendChild(document.createElement("blockquote")).textContent = citation.excerpt;
+    if (citation.url && /^https?:/i.test(citation.url)) {
+      const link = details.appendChild(document.createElement("a"));
+      link.href = citation.url;
+      link.target = "_blank";
+      link.rel = "noopener noreferrer";
+      link.textContent = "Open the source";
+    }
+    list.appendChild(item);
+  }
+}
+
+const SOURCE_STATUS = { queued: "Queued", fetching: "Fetching", extracting: "Extracting", embedding: "Embedding",
+  ready: "Ready", failed: "Failed" };
+
+function renderSource(source) {
+  const list = document.getElementById("source-list");
+  if (!list || source.conversation !== conversationId) return;
+  let item = list.querySelector(`[data-source-id="${source.id}"]`);
+  if (!item) {
+    item = document.createElement("li");
+    item.dataset.sourceId = source.id;
+    for (const name of ["source-title", "source-status", "source-error"]) {
+      item.appendChild(document.createElement("span")).className = name;
+    }
+    const remove = item.appendChild(document.createElement("button"));
+    remove.type = "button";
+    remove.className = "link source-remove";
+    remove.textContent = "Remove";
+    list.appendChild(item);
+  }
+  item.dataset.status = source.status;
+  item.querySelector(".source-title").textContent = source.title || source.url;
+  const chunks = source.status === "ready" && source.chunk_count ? ` · ${source.chunk_count} chunks` : "";
+  item.querySelector(".source-status").textContent = (SOURCE_STATUS[source.status] || source.status) + chunks;
+  item.querySelector(".source-error").textContent = source.error || "";
 }
 
 function applyDelta(frame) {
@@ -172,6 +230,9 @@ function onFrame(frame) {
       break;
     case "conversation.updated":
       updateConversation(frame.conversation);
+      break;
+    case "source.status":
+      renderSource(frame.source);
       break;
     case "error":
       if (frame.message == null) {
@@ -245,6 +306,49 @@ async function submit(event) {
   }
   if (socket && socket.readyState === WebSocket.OPEN) send(pendingSend);
   else showComposerError("Not connected yet: your message will be sent when the connection is back.");
+}
+
+async function ensureConversation() {
+  if (conversationId) return;
+  await createConversation();
+  connect();
+}
+
+const attachForm = document.getElementById("attach");
+const attachError = document.getElementById("attach-error");
+if (attachForm) {
+  attachForm.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const input = document.getElementById("attach-url");
+    attachError.hidden = true;
+    try {
+      await ensureConversation();
+      const file = document.getElementById("attach-file");
+      const body = new FormData();
+      if (file.files.length) body.append("file", file.files[0]);
+      else body.append("url", input.value.trim());
+      const response = await fetch(root.dataset.attachUrl.replace("__id__", conversationId), {
+        method: "POST", body, headers: { "X-CSRFToken": csrfToken() }, credentials: "same-origin",
+      });
+      const data = await response.json();
+      if (!response.ok) throw new Error(data.error?.detail || `HTTP ${response.status}`);
+      renderSource(data.source);
+      input.value = "";
+      file.value = "";
+    } catch (error) {
+      attachError.textContent = error.message;
+      attachError.hidden = false;
+    }
+  });
+  document.getElementById("source-list").addEventListener("click", async (event) => {
+    const button = event.target.closest(".source-remove");
+    if (!button) return;
+    const item = button.closest("li");
+    const response = await fetch(`/sources/${item.dataset.sourceId}/remove/`, {
+      method: "POST", headers: { "X-CSRFToken": csrfToken() }, credentials: "same-origin",
+    });
+    if (response.ok) item.remove();
+  });
 }
 
 if (form) {

@@ -1,0 +1,323 @@
+"""Writes for sources: attaching them, and the ingestion pipeline
+(fetch → extract → chunk → embed → store) that a Celery task or the web process runs."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.files.uploadedfile import UploadedFile
+from django.db import close_old_connections, transaction
+
+from chat.models import Conversation
+from ingestion.chunker import chunk_document, embedding_text
+from ingestion.embedder import local_embedder
+from ingestion.extractors import ExtractionError, extract
+from ingestion.fetcher import FetchError, SafeFetcher, sniff_content_type
+from ingestion.models import Chunk, Document, FetchedUrl, Source
+from ingestion.vectorstore import VectorStoreUnavailable, vector_store
+
+logger = logging.getLogger(__name__)
+
+EMBED_BATCH = 64
+MAX_SOURCES_PER_CONVERSATION = 20
+
+# In the embedded mode the web process owns the vector store and runs ingestion itself,
+# one source at a time, off the event loop.
+_IN_PROCESS = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingestion")
+
+
+class SourceError(Exception):
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+
+
+class TransientIngestionError(Exception):
+    """Worth retrying later (a timeout, a 5xx, the vector store briefly away)."""
+
+
+def user_group(user_id: int) -> str:
+    return f"user.{user_id}"
+
+
+def source_as_frame(source: Source) -> dict[str, Any]:
+    document = source.document
+    return {
+        "id": str(source.uuid),
+        "conversation": str(source.conversation.uuid) if source.conversation_id and source.conversation else None,
+        "url": source.url,
+        "file_name": source.file_name,
+        "title": source.name,
+        "status": source.status,
+        "error": source.error,
+        "size_bytes": document.size_bytes if document else None,
+        "chunk_count": document.chunk_count if document else None,
+    }
+
+
+def _publish(source: Source) -> None:
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    frame = {"type": "source.status", "source": source_as_frame(source)}
+    try:
+        async_to_sync(layer.group_send)(user_group(source.owner_id), {"type": "chat.event", "frame": frame})
+    except Exception:  # progress is a courtesy: never fail the ingestion for it
+        logger.warning("could not publish the status of source %s", source.pk, exc_info=True)
+
+
+def _set_status(source: Source, status: str, error: str = "") -> None:
+    source.status = status
+    source.error = error
+    source.save(update_fields=["status", "error", "document", "updated_at"])
+    _publish(source)
+    if callback := getattr(source, "on_status", None):
+        callback(status)
+
+
+def source_attach_url(*, owner: AbstractBaseUser, conversation: Conversation | None, url: str) -> Source:
+    url = url.strip()
+    if not url.lower().startswith(("http://", "https://")) or len(url) > 2000:
+        raise SourceError("bad_url", "Give a web address that starts with http:// or https://.")
+    if conversation is not None:
+        if conversation.sources.count() >= MAX_SOURCES_PER_CONVERSATION:
+            raise SourceError(
+                "too_many_sources", f"A conversation holds at most {MAX_SOURCES_PER_CONVERSATION} sources."
+            )
+        existing = conversation.sources.filter(url=url).first()
+        if existing is not None and existing.status != Source.Status.FAILED:
+            return existing
+    source = Source.objects.create(owner=owner, conversation=conversation, url=url)
+    transaction.on_commit(lambda: ingestion_enqueue(source_id=source.pk))
+    return source
+
+
+UPLOAD_SUFFIXES = {".pdf", ".csv", ".txt", ".md", ".markdown", ".html", ".htm"}
+
+
+def upload_path(source: Source) -> Path:
+    """Where an uploaded file's bytes are kept: named by the source's uuid, never by the user's file name."""
+    return Path(settings.VAR_DIR) / "uploads" / source.uuid.hex
+
+
+def clean_file_name(name: str) -> str:
+    """A display name: the last path part, without NUL or control characters."""
+    name = name.replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(ch for ch in name if ch.isprintable()).strip().lstrip(".")
+    return name[:255] or "upload"
+
+
+def source_attach_file(*, owner: AbstractBaseUser, conversation: Conversation, upload: UploadedFile) -> Source:
+    """Keep an uploaded file (PDF, CSV, text, Markdown, HTML) and queue its ingestion."""
+    name = clean_file_name(upload.name or "")
+    if Path(name).suffix.lower() not in UPLOAD_SUFFIXES:
+        raise SourceError("unsupported_type", "Upload a PDF, CSV, text, Markdown or HTML file.")
+    limit = settings.FETCH_MAX_BYTES
+    if upload.size is not None and upload.size > limit:
+        raise SourceError("too_large", f"The file is larger than {limit // (1024 * 1024)} MB.")
+    if conversation.sources.count() >= MAX_SOURCES_PER_CONVERSATION:
+        raise SourceError("too_many_sources", f"A conversation holds at most {MAX_SOURCES_PER_CONVERSATION} sources.")
+    body = bytearray()
+    for piece in upload.chunks():
+        body += piece
+        if len(body) > limit:  # the declared size is the client's word: count for ourselves
+            raise SourceError("too_large", f"The file is larger than {limit // (1024 * 1024)} MB.")
+    if not body:
+        raise SourceError("empty", "The file is empty.")
+    if sniff_content_type(bytes(body), declared=upload.content_type or "", name=name) is None:
+        raise SourceError("unsupported_type", "That file is not a PDF, CSV, text, Markdown or HTML file.")
+    source = Source.objects.create(owner=owner, conversation=conversation, file_name=name)
+    path = upload_path(source)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(bytes(body))
+    transaction.on_commit(lambda: ingestion_enqueue(source_id=source.pk))
+    return source
+
+
+def source_remove(*, source: Source) -> None:
+    """Detach a source from its conversation; its document stays for others who use it."""
+    source.delete()
+
+
+def source_reingest(*, source: Source) -> None:
+    """Fetch and build again (an admin's action): forget the cached validators and the document."""
+    if source.url:
+        FetchedUrl.objects.filter(url=source.url).delete()
+    if source.document is not None:
+        Document.objects.filter(pk=source.document_id).update(status=Document.Status.PENDING)
+    Source.objects.filter(pk=source.pk).update(status=Source.Status.QUEUED, error="")
+    transaction.on_commit(lambda: ingestion_enqueue(source_id=source.pk))
+
+
+def document_delete(*, document: Document) -> None:
+    """Delete a document, its chunks and its vectors; sources that used it fail with a reason."""
+    vector_store().delete_document(document_id=document.pk)
+    Source.objects.filter(document=document).update(
+        status=Source.Status.FAILED, error="An administrator removed this document.", document=None
+    )
+    FetchedUrl.objects.filter(document=document).delete()
+    document.delete()
+
+
+def ingestion_enqueue(*, source_id: int) -> None:
+    from ingestion.tasks import ingest_source
+
+    if settings.INGESTION_IN_PROCESS:
+        _IN_PROCESS.submit(_run_in_process, source_id)
+    else:
+        ingest_source.delay(source_id)
+
+
+def _run_in_process(source_id: int) -> None:
+    close_old_connections()
+    try:
+        source_ingest(source_id=source_id, final_attempt=True)
+    except Exception:
+        logger.exception("ingestion of source %s failed", source_id)
+    finally:
+        close_old_connections()
+
+
+def source_ingest(
+    *,
+    source_id: int,
+    final_attempt: bool = True,
+    fetcher: SafeFetcher | None = None,
+    on_status: Callable[[str], None] | None = None,
+) -> None:
+    """Run the whole pipeline for one source. Idempotent: a re-run finds the work done.
+
+    Transient failures raise TransientIngestionError unless this is the final attempt,
+    in which case the source fails with the reason.
+    """
+    source = Source.objects.select_related("document", "conversation").filter(pk=source_id).first()
+    if source is None or source.status == Source.Status.READY:
+        return
+    source.on_status = on_status  # type: ignore[attr-defined]
+    try:
+        _ingest(source, fetcher or SafeFetcher())
+    except (FetchError, ExtractionError) as exc:
+        transient = isinstance(exc, FetchError) and not exc.permanent
+        if transient and not final_attempt:
+            raise TransientIngestionError(exc.message) from exc
+        _set_status(source, Source.Status.FAILED, exc.message)
+    except VectorStoreUnavailable as exc:
+        if not final_attempt:
+            raise TransientIngestionError(str(exc)) from exc
+        _set_status(source, Source.Status.FAILED, "The vector store is unavailable; try again later.")
+
+
+def _ingest_upload(source: Source) -> None:
+    path = upload_path(source)
+    if not path.exists():
+        raise ExtractionError("The uploaded file is gone; upload it again.")
+    body = path.read_bytes()
+    content_type = sniff_content_type(body, declared="", name=source.file_name)
+    if content_type is None:
+        raise ExtractionError("That file is not a PDF, CSV, text, Markdown or HTML file.")
+    document, _ = Document.objects.get_or_create(
+        content_hash=hashlib.sha256(body).hexdigest(), defaults={"kind": content_type, "size_bytes": len(body)}
+    )
+    source.document = document
+    if document.status != Document.Status.READY:
+        document_build(document=document, body=body, content_type=content_type, charset="",
+                       source_name=source.file_name, on_stage=lambda stage: _set_status(source, stage))  # fmt: skip
+    _set_status(source, Source.Status.READY)
+
+
+def _ingest(source: Source, fetcher: SafeFetcher) -> None:
+    if not source.url:
+        _ingest_upload(source)
+        return
+    _set_status(source, Source.Status.FETCHING)
+    cached = FetchedUrl.objects.select_related("document").filter(url=source.url).first()
+    known = cached.document if cached and cached.document and cached.document.status == Document.Status.READY else None
+    result = fetcher.fetch(
+        source.url, etag=cached.etag if known else "", last_modified=cached.last_modified if known else ""
+    )
+    if result.not_modified and known is not None:
+        source.document = known
+        _set_status(source, Source.Status.READY)
+        return
+    content_hash = hashlib.sha256(result.body).hexdigest()
+    document, _ = Document.objects.get_or_create(
+        content_hash=content_hash, defaults={"kind": result.content_type, "size_bytes": len(result.body)}
+    )
+    FetchedUrl.objects.update_or_create(
+        url=source.url,
+        defaults={"etag": result.etag, "last_modified": result.last_modified, "document": document},
+    )
+    source.document = document
+    if document.status != Document.Status.READY:
+        document_build(
+            document=document,
+            body=result.body,
+            content_type=result.content_type,
+            charset=result.charset,
+            source_name=result.url,
+            on_stage=lambda stage: _set_status(source, stage),
+        )
+    _set_status(source, Source.Status.READY)
+
+
+def document_build(
+    *,
+    document: Document,
+    body: bytes,
+    content_type: str,
+    charset: str,
+    source_name: str,
+    on_stage: Callable[[str], None],
+) -> None:
+    """Extract, chunk, embed and store a document; mark it ready only once its vectors are stored."""
+    on_stage(Source.Status.EXTRACTING)
+    embedder = local_embedder()
+    try:
+        extracted = extract(body, content_type, source_name=source_name, charset=charset)
+    except ExtractionError as exc:
+        Document.objects.filter(pk=document.pk).update(status=Document.Status.FAILED, error=exc.message)
+        raise
+    chunks = chunk_document(extracted, count_tokens=embedder.count_tokens)
+    if not chunks:
+        raise ExtractionError("The document has no text to index.")
+    with transaction.atomic():
+        Chunk.objects.filter(document=document).delete()
+        Chunk.objects.bulk_create(
+            Chunk(
+                document=document, index=c.index, text=c.text, heading_path=list(c.heading_path), page=c.page,
+                row_start=c.row_start, row_end=c.row_end, char_start=c.char_start, char_end=c.char_end,
+                token_count=c.token_count,
+            )
+            for c in chunks
+        )  # fmt: skip
+        document.title = extracted.title[:500]
+        document.kind = extracted.kind
+        document.size_bytes = len(body)
+        document.chunk_count = len(chunks)
+        document.save(update_fields=["title", "kind", "size_bytes", "chunk_count", "updated_at"])
+    on_stage(Source.Status.EMBEDDING)
+    store = vector_store()
+    texts = [embedding_text(c, extracted.title) for c in chunks]
+    for start in range(0, len(texts), EMBED_BATCH):
+        vectors = embedder.embed_batch(texts[start : start + EMBED_BATCH])
+        store.upsert(
+            model_id=embedder.model_id,
+            document_id=document.pk,
+            content_hash=document.content_hash,
+            vectors=vectors,
+            start_index=start,
+        )
+    Document.objects.filter(pk=document.pk).update(
+        status=Document.Status.READY, error="", embedding_model=embedder.model_id
+    )
+    document.status = Document.Status.READY

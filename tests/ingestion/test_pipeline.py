@@ -1,0 +1,255 @@
+"""The ingestion pipeline end to end: FakeWeb → fetch → extract → chunk → embed → Qdrant (embedded),
+and answers grounded in the passages, with citations, through the chat websocket."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.test import Client
+
+from chat.models import Message
+from ingestion.embedder import local_embedder
+from ingestion.models import Chunk, Document, Source
+from ingestion.retrieval import retrieve
+from ingestion.services import source_ingest
+from ingestion.vectorstore import vector_store
+from tests.conftest import make_conversation, open_socket
+from tests.fakes.web import ARTICLE_FACT, ARTICLE_NOISE, PDF_PAGE2_FACT, FakeWeb
+
+
+@pytest.fixture(scope="session")
+def web_server() -> Iterator[FakeWeb]:
+    server = FakeWeb().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def web(web_server: FakeWeb, settings) -> Iterator[FakeWeb]:
+    settings.FETCH_ALLOWLIST = ["127.0.0.1"]
+    settings.FETCH_READ_TIMEOUT = 1.0
+    web_server.reset()
+    yield web_server
+
+
+def ingest(owner, url: str, conversation=None) -> Source:
+    source = Source.objects.create(owner=owner, conversation=conversation, url=url)
+    source_ingest(source_id=source.pk, final_attempt=True)
+    source.refresh_from_db()
+    return source
+
+
+def vector_count(document: Document) -> int:
+    embedder = local_embedder()
+    return vector_store().count(model_id=embedder.model_id, dimensions=embedder.dimensions, document_id=document.pk)
+
+
+@pytest.mark.django_db
+def test_a_web_page_becomes_chunks_and_vectors(alice, web) -> None:
+    source = ingest(alice, web.url("/article.html"))
+
+    assert source.status == "ready", source.error
+    document = source.document
+    assert document.title.startswith("The Zephyr Lighthouse") and document.kind == "html"
+    texts = " ".join(Chunk.objects.filter(document=document).values_list("text", flat=True))
+    assert ARTICLE_FACT in texts and not any(noise in texts for noise in ARTICLE_NOISE)
+    assert document.chunk_count == Chunk.objects.filter(document=document).count() == vector_count(document)
+
+
+@pytest.mark.django_db
+def test_attaching_an_unchanged_url_again_is_instant(alice, bob, web) -> None:
+    first = ingest(alice, web.url("/report.pdf"))
+    chunk_ids = list(Chunk.objects.filter(document=first.document).values_list("id", flat=True))
+
+    second = ingest(bob, web.url("/report.pdf"))
+
+    assert second.status == "ready" and second.document_id == first.document_id
+    assert web.full_bodies["/report.pdf"] == 1, "the second attachment only made a conditional request"
+    assert web.hits["/report.pdf"] == 2
+    assert list(Chunk.objects.filter(document=first.document).values_list("id", flat=True)) == chunk_ids
+    assert vector_count(first.document) == first.document.chunk_count
+
+
+@pytest.mark.django_db
+def test_changed_content_is_ingested_again(alice, web) -> None:
+    first = ingest(alice, web.url("/notes.txt"))
+    web.set_content("/notes.txt", b"Completely new timetable: the ferry now leaves at 06:05.")
+
+    second = ingest(alice, web.url("/notes.txt"))
+
+    assert second.status == "ready" and second.document_id != first.document_id
+    assert "06:05" in Chunk.objects.get(document=second.document).text
+
+
+@pytest.mark.django_db
+def test_the_same_bytes_at_another_address_are_embedded_once(alice, web) -> None:
+    first = ingest(alice, web.url("/article.html"))
+    second = ingest(alice, web.url("/gzip/article.html"))
+
+    assert second.document_id == first.document_id
+    assert Document.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_running_the_task_again_after_a_crash_adds_nothing_twice(alice, web) -> None:
+    source = ingest(alice, web.url("/data.csv"))
+    count = vector_count(source.document)
+    Source.objects.filter(pk=source.pk).update(status="embedding")  # as if the worker died here
+    Document.objects.filter(pk=source.document_id).update(status="pending")
+
+    source_ingest(source_id=source.pk, final_attempt=True)
+
+    source.refresh_from_db()
+    assert source.status == "ready" and vector_count(source.document) == count == source.document.chunk_count
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("path", "reason"),
+    [
+        ("/status/404", "not found"),
+        ("/status/500", "500"),
+        ("/empty", "empty"),
+        ("/image.png", "binary data"),
+        ("/encrypted.pdf", "password"),
+        ("/malformed.pdf", "damaged"),
+        ("/scanned.pdf", "no text layer"),
+        ("/redirect/metadata", "169.254.169.254"),
+        ("/bomb", "zip bomb"),
+        ("/slow", "too long"),
+    ],
+)
+def test_bad_inputs_fail_with_a_reason(alice, web, path, reason) -> None:
+    source = ingest(alice, web.url(path))
+
+    assert source.status == "failed"
+    assert reason.lower() in source.error.lower(), source.error
+    ok = ingest(alice, web.url("/notes.md"))
+    assert ok.status == "ready", "a failure affects nothing else"
+
+
+@pytest.mark.django_db
+def test_latin1_csv_with_ragged_rows_is_read(alice, web) -> None:
+    source = ingest(alice, web.url("/latin1.csv"))
+
+    assert source.status == "ready", source.error
+    assert "Zürich" in " ".join(Chunk.objects.filter(document=source.document).values_list("text", flat=True))
+
+
+@pytest.mark.django_db
+def test_retrieval_finds_exact_figures_and_paraphrases(alice, web) -> None:
+    documents = [ingest(alice, web.url(p)).document_id for p in ("/article.html", "/report.pdf", "/data.csv")]
+
+    by_figure = retrieve(document_ids=documents, query="tidal range 7.3 metres", limit=3)
+    by_name = retrieve(document_ids=documents, query="Quillon", limit=3)
+    by_meaning = retrieve(document_ids=documents, query="When did the lighthouse start operating?", limit=3)
+
+    assert PDF_PAGE2_FACT in by_figure[0].text and by_figure[0].page == 2
+    assert "Quillon" in by_name[0].text and by_name[0].row_start is not None
+    assert ARTICLE_FACT in " ".join(p.text for p in by_meaning)
+
+
+@pytest.mark.django_db
+def test_attach_page_endpoint_refuses_other_users_and_bad_addresses(alice, bob, web) -> None:
+    conversation = make_conversation(alice)
+    owner, other = Client(), Client()
+    owner.force_login(alice)
+    other.force_login(bob)
+
+    assert other.post(f"/c/{conversation.uuid}/sources/", {"url": web.url("/notes.md")}).status_code == 404
+    bad = owner.post(f"/c/{conversation.uuid}/sources/", {"url": "ftp://example.com/x"})
+    assert bad.status_code == 400 and "http://" in bad.json()["error"]["detail"]
+    source = ingest(alice, web.url("/notes.md"), conversation)
+    assert other.post(f"/sources/{source.uuid}/remove/").status_code == 404
+    assert owner.post(f"/sources/{source.uuid}/remove/").status_code == 204
+    assert not Source.objects.filter(pk=source.pk).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("close_thread_connections")
+async def test_answers_are_grounded_in_attached_sources_with_citations(alice, bob, llama, fake_ollama, web) -> None:
+    conversation = await sync_to_async(make_conversation)(alice)
+    for path in ("/report.pdf", "/data.csv", "/article.html"):
+        source = await sync_to_async(ingest)(alice, web.url(path), conversation)
+        assert source.status == "ready", source.error
+    # Bob's conversation has no sources: his question must not see Alice's documents.
+    bob_conversation = await sync_to_async(make_conversation)(bob)
+    _, _, ws = await open_socket(conversation.uuid, user=alice)
+
+    await ws.send({"type": "send", "content": "What tidal range did the Marlow Institute measure?",
+                   "models": ["ollama/llama3.2:1b"]})  # fmt: skip
+    frames = await ws.receive_until(lambda f: f["type"] == "message.done")
+
+    system = fake_ollama.chat_requests[-1]["messages"][0]
+    assert system["role"] == "system" and PDF_PAGE2_FACT in system["content"] and "untrusted" in system["content"]
+    citations = frames[-1]["citations"]
+    first = next(c for c in citations if PDF_PAGE2_FACT in c["excerpt"])
+    assert first["page"] == 2 and first["url"].endswith("/report.pdf") and first["number"] >= 1
+    saved = await Message.objects.aget(pk=frames[-1]["message"])
+    assert saved.citations == citations
+    await ws.close()
+
+    _, _, bob_ws = await open_socket(bob_conversation.uuid, user=bob)
+    await bob_ws.send({"type": "send", "content": "What tidal range did the Marlow Institute measure?",
+                       "models": ["ollama/llama3.2:1b"]})  # fmt: skip
+    done = (await bob_ws.receive_until(lambda f: f["type"] == "message.done"))[-1]
+    assert done["citations"] == []
+    assert all(m["role"] != "system" for m in fake_ollama.chat_requests[-1]["messages"])
+    await bob_ws.close()
+
+
+@pytest.mark.django_db
+def test_uploaded_files_are_kept_under_our_name_and_ingested(alice, web, settings) -> None:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from ingestion.services import source_attach_file, upload_path
+    from tests.fakes.web import report_pdf
+
+    conversation = make_conversation(alice)
+    upload = SimpleUploadedFile("../../etc/evil\x00name.pdf", report_pdf(), content_type="application/pdf")
+
+    source = source_attach_file(owner=alice, conversation=conversation, upload=upload)
+    source_ingest(source_id=source.pk, final_attempt=True)
+
+    source.refresh_from_db()
+    assert source.status == "ready", source.error
+    assert source.file_name == "evilname.pdf"
+    assert upload_path(source).parent == settings.VAR_DIR / "uploads"
+    assert source.document.chunk_count > 0
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("name", "body", "code"),
+    [
+        ("photo.png", b"\x89PNG\r\n", "unsupported_type"),
+        ("empty.csv", b"", "empty"),
+        ("fake.pdf", bytes(range(256)) * 4, "unsupported_type"),
+    ],
+)
+def test_bad_uploads_are_refused_with_a_reason(alice, name, body, code) -> None:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from ingestion.services import SourceError, source_attach_file
+
+    with pytest.raises(SourceError) as caught:
+        source_attach_file(owner=alice, conversation=make_conversation(alice), upload=SimpleUploadedFile(name, body))
+
+    assert caught.value.code == code and caught.value.detail
+    assert not Source.objects.exists()
+
+
+@pytest.mark.django_db
+def test_uploads_over_the_size_cap_are_refused_by_the_server(alice, settings) -> None:
+    settings.FETCH_MAX_BYTES = 1000
+    conversation = make_conversation(alice)
+    client = Client()
+    client.force_login(alice)
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    response = client.post(f"/c/{conversation.uuid}/sources/", {"file": SimpleUploadedFile("big.txt", b"x" * 5000)})
+
+    assert response.status_code == 400 and response.json()["error"]["code"] == "too_large"
+    assert not Source.objects.exists()
