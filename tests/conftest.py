@@ -30,6 +30,7 @@ from models_registry.models import LLMModel, Provider
 from models_registry.services import provider_sync_models
 from tests.fakes.ollama import FakeOllama
 from tests.fakes.openai import FakeOpenAI
+from tests.fakes.web import FakeWeb
 
 ORIGIN = b"http://testserver"
 ROOT = Path(__file__).resolve().parent.parent
@@ -77,6 +78,22 @@ def fake_openai(fake_openai_server: FakeOpenAI) -> Iterator[FakeOpenAI]:
     fake_openai_server.reset()
     yield fake_openai_server
     fake_openai_server.reset()
+
+
+@pytest.fixture(scope="session")
+def web_server() -> Iterator[FakeWeb]:
+    server = FakeWeb().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def web(web_server: FakeWeb, settings: Any) -> Iterator[FakeWeb]:
+    """A local web server with documents good and bad, reachable through the fetcher's allowlist."""
+    settings.FETCH_ALLOWLIST = ["127.0.0.1"]
+    settings.FETCH_READ_TIMEOUT = 1.0
+    web_server.reset()
+    yield web_server
 
 
 def make_user(username: str, **extra: Any) -> User:
@@ -210,6 +227,7 @@ def app_server(django_db_setup: None, django_db_blocker, tmp_path_factory) -> It
         "DEBUG": "off",
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "LOG_LEVEL": "WARNING",
+        "FETCH_ALLOWLIST": "127.0.0.1",
     }
     subprocess.run(
         [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=ROOT, env=env, check=True, timeout=120

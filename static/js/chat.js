@@ -295,23 +295,26 @@ async function submit(event) {
   pendingSend = { type: "send", content, models: [modelSelect.value], sources: [] };
   if (!conversationId) {
     try {
-      await createConversation();
+      await ensureConversation(); // the socket sends pendingSend once open
     } catch (error) {
       showComposerError(`Could not start a conversation (${error.message}). Your message is still here: try again.`);
       pendingSend = null;
-      return;
     }
-    connect(); // sends pendingSend once open
     return;
   }
   if (socket && socket.readyState === WebSocket.OPEN) send(pendingSend);
   else showComposerError("Not connected yet: your message will be sent when the connection is back.");
 }
 
+// One conversation for every action that needs one: two quick clicks must not make two.
+let creatingConversation = null;
 async function ensureConversation() {
   if (conversationId) return;
-  await createConversation();
-  connect();
+  creatingConversation ||= createConversation().then(connect, (error) => {
+    creatingConversation = null;
+    throw error;
+  });
+  await creatingConversation;
 }
 
 const attachForm = document.getElementById("attach");

@@ -3,8 +3,6 @@ and answers grounded in the passages, with citations, through the chat websocket
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from asgiref.sync import sync_to_async
 from django.test import Client
@@ -16,22 +14,7 @@ from ingestion.retrieval import retrieve
 from ingestion.services import source_ingest
 from ingestion.vectorstore import vector_store
 from tests.conftest import make_conversation, open_socket
-from tests.fakes.web import ARTICLE_FACT, ARTICLE_NOISE, PDF_PAGE2_FACT, FakeWeb
-
-
-@pytest.fixture(scope="session")
-def web_server() -> Iterator[FakeWeb]:
-    server = FakeWeb().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def web(web_server: FakeWeb, settings) -> Iterator[FakeWeb]:
-    settings.FETCH_ALLOWLIST = ["127.0.0.1"]
-    settings.FETCH_READ_TIMEOUT = 1.0
-    web_server.reset()
-    yield web_server
+from tests.fakes.web import ARTICLE_FACT, ARTICLE_NOISE, PDF_PAGE2_FACT
 
 
 def ingest(owner, url: str, conversation=None) -> Source:
