@@ -3,22 +3,10 @@
 from __future__ import annotations
 
 from celery import shared_task
-from celery.signals import worker_init
-from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
 
 from ingestion.services import TransientIngestionError, source_ingest
 
 MAX_RETRIES = 4
-
-
-@worker_init.connect
-def _require_a_vector_store_server(**kwargs: object) -> None:
-    if not settings.QDRANT_ENDPOINT:
-        raise ImproperlyConfigured(
-            "A separate Celery worker needs QDRANT_ENDPOINT (a Qdrant server): the embedded vector store can be "
-            "opened by one process only, and without a server the web process ingests sources itself."
-        )
 
 
 @shared_task(

@@ -140,6 +140,9 @@ CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# A task whose worker died is handed out again after this many seconds (Redis broker).
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": _positive("CELERY_VISIBILITY_TIMEOUT", "int", 3600)}
+CELERY_TASK_DEFAULT_QUEUE: str = env.str("CELERY_QUEUE", default="multillm")
 
 # Model providers (names kept from the prototype).
 OLLAMA_BASE_URL: str = _url("OLLAMA_BASE_URL", "http://localhost:11434")
@@ -176,6 +179,8 @@ QDRANT_API_KEY: str = env.str("QDRANT_API_KEY", default="")
 # Without a Qdrant server the web process owns the embedded store and ingests by itself;
 # a separate Celery worker needs both Redis and QDRANT_ENDPOINT.
 INGESTION_IN_PROCESS: bool = not (REDIS_URL and QDRANT_ENDPOINT)
+# Tests only: lets one Celery worker own the embedded store (nothing else may open it meanwhile).
+QDRANT_EMBEDDED_WORKER: bool = _typed("QDRANT_EMBEDDED_WORKER", "bool", False)
 
 # Fetching user-given URLs (ingestion/fetcher.py). Only hosts or networks listed in
 # FETCH_ALLOWLIST may be private or loopback addresses; everything else must be public.
