@@ -325,6 +325,7 @@ async def _sse(relay: _Relay, first: ChatChunk, chunks: AsyncIterator[ChatChunk]
         return _event({"id": relay.completion_id, "object": "chat.completion.chunk", "created": relay.created,
                        "model": model_id, "choices": [choice]})  # fmt: skip
 
+    closed = False
     try:
         yield chunk({"role": "assistant", "content": first.text})
         if not first.done:
@@ -336,17 +337,25 @@ async def _sse(relay: _Relay, first: ChatChunk, chunks: AsyncIterator[ChatChunk]
         if relay.request.include_usage:
             yield _event({"id": relay.completion_id, "object": "chat.completion.chunk", "created": relay.created,
                           "model": model_id, "choices": [], "usage": relay.usage()})  # fmt: skip
-        yield _event("[DONE]")
     except ProviderError as exc:
         relay.status, relay.error = "interrupted", exc
         yield _event({"error": {"message": exc.message, "type": "upstream_error", "param": None, "code": exc.code}})
-        yield _event("[DONE]")
+        await chunks.aclose()  # type: ignore[attr-defined]
+        await relay.close()
+        closed = True
     except asyncio.CancelledError:
         relay.status = "stopped"  # the client hung up
         raise
-    finally:
+    else:
+        # Saved before [DONE]: a client that has read the whole stream finds it in the history.
         await chunks.aclose()  # type: ignore[attr-defined]
-        relay.close_in_background()
+        await relay.close()
+        closed = True
+    finally:
+        if not closed:
+            await chunks.aclose()  # type: ignore[attr-defined]
+            relay.close_in_background()
+    yield _event("[DONE]")
 
 
 @api_view

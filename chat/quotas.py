@@ -8,6 +8,7 @@ database (`QuotaCounter`). Windows are fixed: the current minute, the current UT
 from __future__ import annotations
 
 import asyncio
+import time
 import weakref
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -92,6 +93,19 @@ class _RedisCounters:
     async def get(self, user_id: int, kind: str, window: datetime | None) -> int:
         return int(await self._redis().get(self._key(user_id, kind, window)) or 0)
 
+    async def take(self, user_id: int, minute: datetime, day: datetime) -> tuple[int, int, int]:
+        """Count a request and a running generation, and read today's tokens, in one round trip."""
+        requests, tokens, running = (self._key(user_id, "requests", minute), self._key(user_id, "tokens", day),
+                                     self._key(user_id, "concurrent"))  # fmt: skip
+        async with self._redis().pipeline(transaction=True) as pipe:
+            pipe.incr(requests)
+            pipe.expire(requests, 120)
+            pipe.get(tokens)
+            pipe.incr(running)
+            pipe.expire(running, int(CONCURRENCY_TTL.total_seconds()))
+            counted, _, used, slots, _ = await pipe.execute()
+        return int(counted), int(used or 0), int(slots)
+
 
 class _DatabaseCounters:
     _EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
@@ -118,6 +132,15 @@ class _DatabaseCounters:
 
     async def incr(self, user_id: int, kind: str, window: datetime | None, amount: int, ttl: int) -> int:
         return await database_sync_to_async(self._incr)(user_id, kind, window, amount, ttl)
+
+    def _take(self, user_id: int, minute: datetime, day: datetime) -> tuple[int, int, int]:
+        with transaction.atomic():
+            return (self._incr(user_id, "requests", minute, 1, 120), self._get(user_id, "tokens", day),
+                    self._incr(user_id, "concurrent", None, 1, 0))  # fmt: skip
+
+    async def take(self, user_id: int, minute: datetime, day: datetime) -> tuple[int, int, int]:
+        """Count a request and a running generation, and read today's tokens, in one transaction."""
+        return await database_sync_to_async(self._take)(user_id, minute, day)
 
     async def get(self, user_id: int, kind: str, window: datetime | None) -> int:
         return await database_sync_to_async(self._get)(user_id, kind, window)
@@ -152,9 +175,28 @@ class QuotaTicket:
             await counters.incr(self.user_id, "concurrent", None, -1, int(CONCURRENCY_TTL.total_seconds()))
 
 
-async def quota_start(*, user_id: int, prompt_chars: int) -> QuotaTicket:
-    """Check every limit for a new generation and take a concurrency slot; raise QuotaExceeded."""
+# A user's limits are read at most this often per process: an admin's change applies within it.
+LIMITS_CACHE_SECONDS = 30.0
+_limits_cache: dict[int, tuple[float, Limits]] = {}
+
+
+async def _limits(user_id: int) -> Limits:
+    cached = _limits_cache.get(user_id)
+    now = time.monotonic()
+    if cached is not None and now - cached[0] < LIMITS_CACHE_SECONDS:
+        return cached[1]
     limits = await database_sync_to_async(limits_for_user)(user_id)
+    _limits_cache[user_id] = (now, limits)
+    return limits
+
+
+async def quota_start(*, user_id: int, prompt_chars: int) -> QuotaTicket:
+    """Check every limit for a new generation and take a concurrency slot; raise QuotaExceeded.
+
+    The concurrency slot is always counted (and released by `finish`), so a limit that an
+    admin lowers meanwhile sees the answers already running.
+    """
+    limits = await _limits(user_id)
     counters = _counters()
     now = datetime.now(UTC)
     minute, to_next_minute, day, to_next_day = _windows(now)
@@ -163,31 +205,29 @@ async def quota_start(*, user_id: int, prompt_chars: int) -> QuotaTicket:
             "prompt_too_large",
             f"The prompt has {prompt_chars:,} characters; your limit is {limits.max_prompt_chars:,}.",
         )
-    if limits.requests_per_minute:
-        count = await counters.incr(user_id, "requests", minute, 1, 120)
-        if count > limits.requests_per_minute:
-            raise QuotaExceeded(
-                "rate_limited",
-                f"You may send {limits.requests_per_minute} requests a minute. Try again in {to_next_minute} s.",
-                retry_after=to_next_minute,
-            )
-    if limits.tokens_per_day:
-        used = await counters.get(user_id, "tokens", day)
-        if used >= limits.tokens_per_day:
-            raise QuotaExceeded(
-                "token_quota_exceeded",
-                f"You have used your {limits.tokens_per_day:,} tokens for today. The quota resets at 00:00 UTC.",
-                retry_after=to_next_day,
-            )
-    holds_slot = False
-    if limits.concurrent_generations:
-        running = await counters.incr(user_id, "concurrent", None, 1, int(CONCURRENCY_TTL.total_seconds()))
-        holds_slot = True
-        if running > limits.concurrent_generations:
-            await counters.incr(user_id, "concurrent", None, -1, int(CONCURRENCY_TTL.total_seconds()))
-            raise QuotaExceeded(
-                "too_many_generations",
-                f"You may run {limits.concurrent_generations} answers at once. Wait for one to finish.",
-                retry_after=1,
-            )
+    count, used, running = await counters.take(user_id, minute, day)
+    release = int(CONCURRENCY_TTL.total_seconds())
+    exceeded: QuotaExceeded | None = None
+    if limits.requests_per_minute and count > limits.requests_per_minute:
+        exceeded = QuotaExceeded(
+            "rate_limited",
+            f"You may send {limits.requests_per_minute} requests a minute. Try again in {to_next_minute} s.",
+            retry_after=to_next_minute,
+        )
+    elif limits.tokens_per_day and used >= limits.tokens_per_day:
+        exceeded = QuotaExceeded(
+            "token_quota_exceeded",
+            f"You have used your {limits.tokens_per_day:,} tokens for today. The quota resets at 00:00 UTC.",
+            retry_after=to_next_day,
+        )
+    elif limits.concurrent_generations and running > limits.concurrent_generations:
+        exceeded = QuotaExceeded(
+            "too_many_generations",
+            f"You may run {limits.concurrent_generations} answers at once. Wait for one to finish.",
+            retry_after=1,
+        )
+    if exceeded is not None:
+        await counters.incr(user_id, "concurrent", None, -1, release)
+        raise exceeded
+    holds_slot = True
     return QuotaTicket(user_id=user_id, holds_slot=holds_slot)

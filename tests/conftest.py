@@ -38,9 +38,12 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(autouse=True)
 def clear_quota_counters(settings: Any) -> Iterator[None]:
-    """Quota counters in Redis are keyed by user id, and ids repeat between tests."""
+    """Quota counters in Redis, and cached limits, are keyed by user id, and ids repeat between tests."""
     import redis
 
+    from chat.quotas import _limits_cache
+
+    _limits_cache.clear()
     if settings.REDIS_URL:
         client = redis.Redis.from_url(settings.REDIS_URL)
         keys = list(client.scan_iter(f"{settings.CHANNEL_LAYER_PREFIX}:quota:*"))
