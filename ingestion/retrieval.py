@@ -19,7 +19,14 @@ from ingestion.embedder import local_embedder
 from ingestion.models import Chunk
 from ingestion.vectorstore import vector_store
 
-WORD = re.compile(r"[\w][\w.\-/]*[\w]|[\w]", re.UNICODE)
+# Words, and identifiers or figures with inner dots, dashes or slashes (ERR-4021, 7.3, X/77-B);
+# underscores split words, so a CSV header's unit_price matches "unit price".
+WORD = re.compile(r"[^\W_](?:[^\W_]|[.\-/](?=[^\W_]))*", re.UNICODE)
+# Frequent words that would let prose outscore an exact identifier in a table.
+STOP_WORDS = frozenset(
+    "a an and are as at be by did do does for from had has have how i in is it its of on or that the this to"
+    " was were what when where which who why will with you your".split()
+)
 VECTOR_CANDIDATES = 30
 KEYWORD_CANDIDATES = 30
 BM25_K1, BM25_B = 1.2, 0.75
@@ -45,7 +52,7 @@ def words(text: str) -> list[str]:
 
 def bm25_scores(query: str, chunks: list[tuple[int, str]]) -> dict[int, float]:
     """BM25 of each chunk (id, text) for the query's words."""
-    terms = set(words(query))
+    terms = set(words(query)) - STOP_WORDS
     if not terms or not chunks:
         return {}
     tokenized = {chunk_id: Counter(words(text)) for chunk_id, text in chunks}

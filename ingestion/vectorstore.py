@@ -49,7 +49,9 @@ class VectorStore:
     def __init__(self, client: QdrantClient) -> None:
         self.client = client
         self._known: set[str] = set()
-        self._lock = threading.Lock()
+        # The embedded store is not safe to use from two threads at once (ingestion and a
+        # chat's retrieval): every call goes through this lock.
+        self._lock = threading.RLock()
 
     def ensure_collection(self, model_id: str, dimensions: int) -> str:
         name = collection_name(model_id, dimensions)
@@ -88,7 +90,8 @@ class VectorStore:
             for i, vector in enumerate(vectors)
         ]
         for offset in range(0, len(points), UPSERT_BATCH):
-            self.client.upsert(name, points=points[offset : offset + UPSERT_BATCH], wait=True)
+            with self._lock:
+                self.client.upsert(name, points=points[offset : offset + UPSERT_BATCH], wait=True)
 
     def search(
         self, *, model_id: str, dimensions: int, vector: list[float], document_ids: list[int], limit: int
@@ -97,9 +100,10 @@ class VectorStore:
             return []
         name = self.ensure_collection(model_id, dimensions)
         condition = models.FieldCondition(key="document_id", match=models.MatchAny(any=document_ids))
-        result = self.client.query_points(
-            name, query=vector, query_filter=models.Filter(must=[condition]), limit=limit, with_payload=True
-        )
+        with self._lock:
+            result = self.client.query_points(
+                name, query=vector, query_filter=models.Filter(must=[condition]), limit=limit, with_payload=True
+            )
         return [
             VectorHit(document_id=p.payload["document_id"], chunk_index=p.payload["chunk_index"], score=p.score)
             for p in result.points
@@ -108,14 +112,16 @@ class VectorStore:
 
     def delete_document(self, *, document_id: int) -> None:
         condition = models.FieldCondition(key="document_id", match=models.MatchValue(value=document_id))
-        for name in [c.name for c in self.client.get_collections().collections]:
-            if name.startswith(f"{settings.QDRANT_COLLECTION}-"):
-                self.client.delete(name, points_selector=models.Filter(must=[condition]), wait=True)
+        with self._lock:
+            for name in [c.name for c in self.client.get_collections().collections]:
+                if name.startswith(f"{settings.QDRANT_COLLECTION}-"):
+                    self.client.delete(name, points_selector=models.Filter(must=[condition]), wait=True)
 
     def count(self, *, model_id: str, dimensions: int, document_id: int) -> int:
         name = self.ensure_collection(model_id, dimensions)
         condition = models.FieldCondition(key="document_id", match=models.MatchValue(value=document_id))
-        return self.client.count(name, count_filter=models.Filter(must=[condition]), exact=True).count
+        with self._lock:
+            return self.client.count(name, count_filter=models.Filter(must=[condition]), exact=True).count
 
 
 @functools.cache
