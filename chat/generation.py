@@ -205,19 +205,28 @@ class Generation:
                 return
             offset = self.sent_length
             piece = self.text[offset:]
-            self.sent_length = len(self.text)
             self.last_sent_at = asyncio.get_running_loop().time()
-            await self.layer.group_send(
-                self.group,
-                {
-                    "type": "chat.event",
-                    "frame": {"type": "delta", "message": self.message_id, "text": piece, "offset": offset},
-                },
-            )
+            frame = {"type": "delta", "message": self.message_id, "text": piece, "offset": offset}
+            try:
+                await self.layer.group_send(self.group, {"type": "chat.event", "frame": frame})
+            except Exception:  # the layer is briefly away: the next delta resends from the same offset
+                logger.warning("delta of generation %s not sent; it will be sent with the next", self.message_id,
+                               exc_info=True)  # fmt: skip
+                return
+            self.sent_length = offset + len(piece)
 
     async def _listen(self, channel: str) -> None:
+        """Stop and resync requests for this answer; survives a flaky channel layer."""
         while True:
-            event = await self.layer.receive(channel)
+            try:
+                event = await self.layer.receive(channel)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.warning("generation %s: receiving on its channel failed; retrying", self.message_id,
+                               exc_info=True)  # fmt: skip
+                await asyncio.sleep(0.5)
+                continue
             kind = event.get("type")
             if kind == "generation.stop" and event.get("message") in (None, self.message_id):
                 self.stop_requested = True
@@ -226,7 +235,10 @@ class Generation:
                 async with self.send_lock:
                     snapshot = self.text[: self.sent_length]
                     frame = {"type": "delta", "message": self.message_id, "text": snapshot, "offset": 0}
-                    await self.layer.send(event["reply_to"], {"type": "chat.event", "frame": frame})
+                    try:
+                        await self.layer.send(event["reply_to"], {"type": "chat.event", "frame": frame})
+                    except Exception:
+                        logger.warning("generation %s: resync reply failed", self.message_id, exc_info=True)
 
     async def _checkpoint_loop(self) -> None:
         while True:

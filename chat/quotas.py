@@ -205,6 +205,8 @@ async def quota_start(*, user_id: int, prompt_chars: int) -> QuotaTicket:
             "prompt_too_large",
             f"The prompt has {prompt_chars:,} characters; your limit is {limits.max_prompt_chars:,}.",
         )
+    if not (limits.requests_per_minute or limits.tokens_per_day or limits.concurrent_generations):
+        return QuotaTicket(user_id=user_id, holds_slot=False)  # nothing to count
     count, used, running = await counters.take(user_id, minute, day)
     release = int(CONCURRENCY_TTL.total_seconds())
     exceeded: QuotaExceeded | None = None
