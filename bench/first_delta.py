@@ -28,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from common import ensure_postgres_database, percentile
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "multillm.settings")
@@ -35,28 +37,6 @@ os.environ.setdefault("DEBUG", "on")
 os.environ.setdefault("VAR_DIR", tempfile.mkdtemp(prefix="multillm-bench-"))
 os.environ.setdefault("LOG_LEVEL", "WARNING")
 os.environ.setdefault("ALLOWED_HOSTS", "testserver")
-
-
-def ensure_postgres_database() -> None:
-    url = os.environ.get("DATABASE_URL", "")
-    if not url.startswith("postgres"):
-        return
-    import environ
-    import psycopg
-
-    config = environ.Env.db_url_config(url)
-    admin = psycopg.connect(
-        host=config["HOST"], port=config["PORT"] or 5432, user=config["USER"], dbname="postgres", autocommit=True
-    )
-    with admin:
-        exists = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [config["NAME"]]).fetchone()
-        if not exists:
-            admin.execute(f'CREATE DATABASE "{config["NAME"]}"')
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
 async def measure(runs: int) -> dict[str, list[float]]:

@@ -52,6 +52,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from common import ensure_postgres_database, percentile
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "multillm.settings")
@@ -73,33 +75,12 @@ def progress(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
-
-
 def ms(seconds: float) -> str:
     return f"{seconds * 1000:.2f}"
 
 
 def collapse(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
-
-
-def ensure_postgres_database() -> None:
-    url = os.environ.get("DATABASE_URL", "")
-    if not url.startswith("postgres"):
-        return
-    import environ
-    import psycopg
-
-    config = environ.Env.db_url_config(url)
-    admin = psycopg.connect(
-        host=config["HOST"], port=config["PORT"] or 5432, user=config["USER"], dbname="postgres", autocommit=True
-    )
-    with admin:
-        if not admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [config["NAME"]]).fetchone():
-            admin.execute(f'CREATE DATABASE "{config["NAME"]}"')
 
 
 @dataclass
