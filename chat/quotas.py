@@ -75,7 +75,7 @@ class _RedisCounters:
 
         loop = asyncio.get_running_loop()
         if loop not in self._clients:
-            self._clients[loop] = redis.Redis.from_url(settings.REDIS_URL)
+            self._clients[loop] = redis.Redis.from_url(settings.REDIS_URL, max_connections=1000, socket_timeout=10)
         return self._clients[loop]
 
     def _key(self, user_id: int, kind: str, window: datetime | None = None) -> str:

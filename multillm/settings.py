@@ -129,7 +129,14 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": CHANNEL_LAYER_PREFIX, "capacity": 1000},
+            "CONFIG": {
+                # redis-py's defaults do not fit a channel layer: a 5 s read timeout equals the
+                # layer's 5 s blocking pop (idle sockets time out), and a full pool of 100
+                # raises at once instead of waiting.
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 30, "max_connections": 2000}],
+                "prefix": CHANNEL_LAYER_PREFIX,
+                "capacity": 1000,
+            },
         }
     }
 else:
@@ -141,7 +148,12 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # A task whose worker died is handed out again after this many seconds (Redis broker).
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": _positive("CELERY_VISIBILITY_TIMEOUT", "int", 3600)}
+CELERY_VISIBILITY_TIMEOUT: int = _positive("CELERY_VISIBILITY_TIMEOUT", "int", 3600)
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": CELERY_VISIBILITY_TIMEOUT,
+    # A worker killed while restoring unacknowledged tasks must not block the others for long.
+    "unacked_mutex_expire": min(300, CELERY_VISIBILITY_TIMEOUT),
+}
 CELERY_TASK_DEFAULT_QUEUE: str = env.str("CELERY_QUEUE", default="multillm")
 
 # Model providers (names kept from the prototype).

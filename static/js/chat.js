@@ -323,22 +323,25 @@ if (attachForm) {
   attachForm.addEventListener("submit", async (event) => {
     event.preventDefault();
     const input = document.getElementById("attach-url");
+    const file = document.getElementById("attach-file");
+    // Take what was entered now, and clear it: a second attach may start while this one waits.
+    const url = input.value.trim();
+    const body = new FormData();
+    if (file.files.length) body.append("file", file.files[0]);
+    else body.append("url", url);
+    input.value = "";
+    file.value = "";
     attachError.hidden = true;
     try {
       await ensureConversation();
-      const file = document.getElementById("attach-file");
-      const body = new FormData();
-      if (file.files.length) body.append("file", file.files[0]);
-      else body.append("url", input.value.trim());
       const response = await fetch(root.dataset.attachUrl.replace("__id__", conversationId), {
         method: "POST", body, headers: { "X-CSRFToken": csrfToken() }, credentials: "same-origin",
       });
       const data = await response.json();
       if (!response.ok) throw new Error(data.error?.detail || `HTTP ${response.status}`);
       renderSource(data.source);
-      input.value = "";
-      file.value = "";
     } catch (error) {
+      if (!input.value) input.value = url; // nothing typed is lost
       attachError.textContent = error.message;
       attachError.hidden = false;
     }
