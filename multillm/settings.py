@@ -129,14 +129,7 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {
-                # redis-py's defaults do not fit a channel layer: a 5 s read timeout equals the
-                # layer's 5 s blocking pop (idle sockets time out), and a full pool of 100
-                # raises at once instead of waiting.
-                "hosts": [{"address": REDIS_URL, "socket_timeout": 30, "max_connections": 2000}],
-                "prefix": CHANNEL_LAYER_PREFIX,
-                "capacity": 1000,
-            },
+            "CONFIG": {"hosts": [REDIS_URL], "prefix": CHANNEL_LAYER_PREFIX, "capacity": 1000},
         }
     }
 else:
