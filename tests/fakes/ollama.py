@@ -21,8 +21,10 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.fakes.server import FakeServer
 
 DEFAULT_MODELS: dict[str, dict[str, Any]] = {
     "llama3.2:1b": {"family": "llama", "parameter_size": "1.2B", "quantization_level": "Q8_0",
@@ -50,7 +52,9 @@ def _now() -> str:
     return datetime.now(UTC).isoformat()
 
 
-class FakeOllama:
+class FakeOllama(FakeServer):
+    thread_name = "fake-ollama"
+
     def __init__(self) -> None:
         self.models: dict[str, dict[str, Any]] = copy.deepcopy(DEFAULT_MODELS)
         self.reply: Callable[[list[dict[str, Any]]], str] = echo_reply
@@ -67,32 +71,9 @@ class FakeOllama:
         # Streams left over from an earlier test (a slow first token the client gave up
         # on) must not count against the next one.
         self._generation = 0
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
-    @property
-    def url(self) -> str:
-        assert self._server is not None, "start() the fake first"
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self, port: int = 0) -> FakeOllama:
-        fake = self
-
-        class Handler(_Handler):
-            server_fake = fake
-
-        self._server = _QuietServer(("127.0.0.1", port), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-ollama", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+    def handler_class(self) -> type[_Handler]:
+        return _Handler
 
     def reset(self) -> None:
         self.models = copy.deepcopy(DEFAULT_MODELS)
@@ -105,11 +86,6 @@ class FakeOllama:
         self.pull_delay = 0.0
         self.deleted.clear()
         self._generation += 1
-
-
-class _QuietServer(ThreadingHTTPServer):
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """A client that hangs up mid-answer is normal here (stop, cancel, timeout)."""
 
 
 class _Handler(BaseHTTPRequestHandler):

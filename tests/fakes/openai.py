@@ -26,11 +26,12 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from tests.fakes.ollama import echo_reply, split_tokens
+from tests.fakes.server import FakeServer
 
 DEFAULT_MODELS = ["gpt-4o-mini", "llama-3.1-8b-instruct", "text-embedding-3-small"]
 CREATED = 1_767_225_600  # 2026-01-01, the `created` of every fake model
@@ -42,7 +43,9 @@ STATUS_MESSAGES = {
 }
 
 
-class FakeOpenAI:
+class FakeOpenAI(FakeServer):
+    thread_name = "fake-openai"
+
     def __init__(self) -> None:
         self.models: list[str] = list(DEFAULT_MODELS)
         self.api_key: str | None = None  # None: any key, or none, is accepted
@@ -64,32 +67,9 @@ class FakeOpenAI:
         # A stream left over from the previous test (a slow first token the client gave up
         # on) must not count against the next one.
         self._generation = 0
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
-    @property
-    def url(self) -> str:
-        assert self._server is not None, "start() the fake first"
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self, port: int = 0) -> FakeOpenAI:
-        fake = self
-
-        class Handler(_Handler):
-            server_fake = fake
-
-        self._server = _QuietServer(("127.0.0.1", port), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-openai", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+    def handler_class(self) -> type[_Handler]:
+        return _Handler
 
     def reset(self) -> None:
         self.models = list(DEFAULT_MODELS)
@@ -115,11 +95,6 @@ class FakeOpenAI:
                 return None
             self._failures_sent += 1
         return self.status
-
-
-class _QuietServer(ThreadingHTTPServer):
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """A client that hangs up mid-answer is normal here (stop, cancel, timeout)."""
 
 
 def _error(message: str, type_: str = "invalid_request_error", code: str | None = None) -> dict[str, Any]:
