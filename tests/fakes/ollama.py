@@ -16,15 +16,13 @@ import copy
 import hashlib
 import json
 import re
-import socket
 import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from tests.fakes.server import FakeServer
+from tests.fakes.server import FakeHandler, FakeServer
 
 DEFAULT_MODELS: dict[str, dict[str, Any]] = {
     "llama3.2:1b": {"family": "llama", "parameter_size": "1.2B", "quantization_level": "Q8_0",
@@ -88,24 +86,8 @@ class FakeOllama(FakeServer):
         self._generation += 1
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(FakeHandler):
     server_fake: FakeOllama
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
-        pass
-
-    def _body(self) -> dict[str, Any]:
-        length = int(self.headers.get("Content-Length") or 0)
-        return json.loads(self.rfile.read(length) or b"{}")
-
-    def _json(self, status: int, payload: dict[str, Any]) -> None:
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
 
     def _not_found(self, model: str) -> None:
         self._json(404, {"error": f'model "{model}" not found, try pulling it first'})
@@ -245,16 +227,6 @@ class _Handler(BaseHTTPRequestHandler):
             if generation == fake._generation:
                 fake.streams_closed_by_client += 1
             self.close_connection = True
-
-    def _chunk(self, data: bytes) -> None:
-        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
-        self.wfile.flush()
-
-    def _drop(self) -> None:
-        """Close the connection mid-body, as a crashed or restarted Ollama would."""
-        self.close_connection = True
-        self.wfile.flush()
-        self.connection.shutdown(socket.SHUT_RDWR)
 
 
 def _tag(name: str, info: dict[str, Any]) -> dict[str, Any]:

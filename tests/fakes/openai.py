@@ -20,18 +20,16 @@ import base64
 import hashlib
 import json
 import re
-import socket
 import struct
 import threading
 import time
 import uuid
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from tests.fakes.ollama import echo_reply, split_tokens
-from tests.fakes.server import FakeServer
+from tests.fakes.server import FakeHandler, FakeServer
 
 DEFAULT_MODELS = ["gpt-4o-mini", "llama-3.1-8b-instruct", "text-embedding-3-small"]
 CREATED = 1_767_225_600  # 2026-01-01, the `created` of every fake model
@@ -101,26 +99,8 @@ def _error(message: str, type_: str = "invalid_request_error", code: str | None 
     return {"error": {"message": message, "type": type_, "param": None, "code": code}}
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(FakeHandler):
     server_fake: FakeOpenAI
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
-        pass
-
-    def _body(self) -> dict[str, Any]:
-        length = int(self.headers.get("Content-Length") or 0)
-        return json.loads(self.rfile.read(length) or b"{}")
-
-    def _json(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(data)
 
     def _record(self) -> None:
         self.server_fake.request_headers.append({name.lower(): value for name, value in self.headers.items()})
@@ -279,16 +259,6 @@ class _Handler(BaseHTTPRequestHandler):
             if generation == fake._generation:
                 fake.streams_closed_by_client += 1
             self.close_connection = True
-
-    def _chunk(self, data: bytes) -> None:
-        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
-        self.wfile.flush()
-
-    def _drop(self) -> None:
-        """Close the connection mid-body, as a crashed or restarted server would."""
-        self.close_connection = True
-        self.wfile.flush()
-        self.connection.shutdown(socket.SHUT_RDWR)
 
 
 def _vector(text: str, dimensions: int = 8) -> list[float]:
