@@ -15,6 +15,15 @@ class Conversation(models.Model):
     model = models.ForeignKey(
         LLMModel, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", help_text="Last model used."
     )
+    pinned = models.BooleanField(default=False)
+    # Per-conversation model settings; empty means the model's own default.
+    system_prompt = models.TextField(blank=True)
+    temperature = models.FloatField(null=True, blank=True)
+    max_tokens = models.PositiveIntegerField(null=True, blank=True)
+    selected_models = models.JSONField(
+        default=list, blank=True, help_text="Model ids picked in the composer (several for side by side)."
+    )
+    blind = models.BooleanField(default=False, help_text="Side-by-side model names hidden until a vote.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -30,6 +39,16 @@ class Conversation(models.Model):
 
 
 class Message(models.Model):
+    """One message in a conversation's tree of turns.
+
+    A user message's `parent` is the user message of the turn before it (None for the
+    first turn); an assistant message's `parent` is the user message it answers. Side-by-
+    side answers to one prompt are siblings in different `column`s. Siblings with the same
+    parent, role and column are versions (an edited prompt, a regenerated answer), and
+    `is_current` marks the one shown. `chosen_reply`, on a user message, is the answer the
+    user picked with "continue with this": later turns see that answer as history.
+    """
+
     class Role(models.TextChoices):
         SYSTEM = "system", "System"
         USER = "user", "User"
@@ -43,6 +62,10 @@ class Message(models.Model):
         INTERRUPTED = "interrupted", "Interrupted"
 
     conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.CASCADE, related_name="children")
+    column = models.PositiveSmallIntegerField(default=0)
+    is_current = models.BooleanField(default=True)
+    chosen_reply = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     role = models.CharField(max_length=16, choices=Role.choices)
     content = models.TextField(blank=True)
     content_html = models.TextField(blank=True, help_text="Sanitised rendering of content, set when complete.")
@@ -61,7 +84,10 @@ class Message(models.Model):
 
     class Meta:
         ordering = ["id"]
-        indexes = [models.Index(fields=["conversation", "status"], name="message_conversation_status")]
+        indexes = [
+            models.Index(fields=["conversation", "status"], name="message_conversation_status"),
+            models.Index(fields=["parent", "role", "column"], name="message_siblings"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.role} #{self.pk}"

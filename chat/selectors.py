@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import QuerySet
@@ -33,6 +35,40 @@ def conversations_for_sidebar(*, user: AbstractBaseUser) -> QuerySet[Conversatio
     )
 
 
+@dataclass
+class Turn:
+    """One prompt on the shown branch and its current answer in each column."""
+
+    prompt: Message
+    replies: list[Message] = field(default_factory=list)
+
+
+def _current_child(children: list[Message]) -> Message | None:
+    return next((m for m in reversed(children) if m.is_current), children[-1] if children else None)
+
+
+def active_path(messages: Iterable[Message]) -> list[Turn]:
+    """The branch the conversation shows, from the conversation's messages (one query's rows).
+
+    From the current first prompt, follow each prompt's current next prompt; for each
+    prompt take the current version of the answer in every column.
+    """
+    prompts: dict[int | None, list[Message]] = {}
+    replies: dict[int, dict[int, list[Message]]] = {}
+    for message in sorted(messages, key=lambda m: m.pk):
+        if message.role == Message.Role.USER:
+            prompts.setdefault(message.parent_id, []).append(message)
+        elif message.role == Message.Role.ASSISTANT and message.parent_id is not None:
+            replies.setdefault(message.parent_id, {}).setdefault(message.column, []).append(message)
+    path: list[Turn] = []
+    prompt = _current_child(prompts.get(None, []))
+    while prompt is not None:
+        columns = replies.get(prompt.pk, {})
+        path.append(Turn(prompt, [c for col in sorted(columns) if (c := _current_child(columns[col])) is not None]))
+        prompt = _current_child(prompts.get(prompt.pk, []))
+    return path
+
+
 def messages_for_conversation(*, conversation: Conversation, after_id: int = 0) -> QuerySet[Message]:
     return conversation.messages.filter(id__gt=after_id).order_by("id")
 
@@ -41,6 +77,8 @@ def message_as_frame(message: Message) -> dict[str, object]:
     """The message as the websocket and the page's script see it."""
     return {
         "id": message.pk,
+        "parent": message.parent_id,
+        "column": message.column,
         "role": message.role,
         "content": message.content,
         "html": message.content_html,

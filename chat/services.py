@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from chat.models import Conversation, Message
 from chat.rendering import markdown_to_safe_html
+from chat.selectors import active_path
 from models_registry.models import LLMModel
 from models_registry.providers.base import ChatMessage
 
@@ -72,10 +73,14 @@ def exchange_start(*, conversation: Conversation, content: str, model: LLMModel)
         generations_reap_stale(conversation=locked)
         if locked.messages.filter(status=Message.Status.STREAMING).exists():
             raise ChatError("busy", "An answer is still being written. Wait for it or press Stop.")
-        title_changed = not locked.messages.exists()
-        user_message = Message.objects.create(conversation=locked, role=Message.Role.USER, content=content)
+        path = active_path(locked.messages.only("id", "parent_id", "role", "column", "is_current"))
+        title_changed = not path
+        user_message = Message.objects.create(
+            conversation=locked, role=Message.Role.USER, content=content, parent_id=path[-1].prompt.pk if path else None
+        )
         assistant_message = Message.objects.create(
             conversation=locked,
+            parent=user_message,
             role=Message.Role.ASSISTANT,
             model=model,
             model_label=model.model_id,
@@ -88,18 +93,60 @@ def exchange_start(*, conversation: Conversation, content: str, model: LLMModel)
     return Exchange(user_message, assistant_message, locked, title_changed)
 
 
-def history_for_generation(*, assistant_message: Message) -> list[ChatMessage]:
-    """Earlier turns as the model should see them, ending with the user's new message.
+def _reply_for(prompt: Message, answers: list[Message], answer: Message) -> Message | None:
+    """Which earlier answer to `prompt` the model writing `answer` sees as history.
 
+    The answer the user picked ("continue with this") wins; otherwise the model's own
+    answer (each model gets its own side of a side-by-side history), then the answer in
+    the same column, then the first column's.
+    """
+    shown = [m for m in answers if m.is_current and m.content]
+    if prompt.chosen_reply_id is not None:
+        chosen = next((m for m in answers if m.pk == prompt.chosen_reply_id and m.content), None)
+        if chosen is not None:
+            return chosen
+    for same in (
+        lambda m: answer.model_id is not None and m.model_id == answer.model_id,
+        lambda m: m.column == answer.column,
+        lambda m: True,
+    ):
+        found = next((m for m in shown if same(m)), None)
+        if found is not None:
+            return found
+    return None
+
+
+def history_for_generation(*, assistant_message: Message) -> list[ChatMessage]:
+    """The branch up to this answer as its model should see it: the conversation's system
+    prompt, then each earlier prompt with one answer, ending with the prompt being answered.
+
+    The branch is the answer's ancestry (not whatever the page shows now), so an answer
+    being regenerated or written beside others sees the history it was asked with.
     Failed answers with no text are left out; a partial answer counts as what was said.
     """
-    earlier = (
-        Message.objects.filter(conversation_id=assistant_message.conversation_id, id__lt=assistant_message.pk)
-        .exclude(content="")
-        .order_by("id")
-        .values_list("role", "content")
-    )
-    return [{"role": role, "content": content} for role, content in earlier]  # type: ignore[typeddict-item]
+    conversation = assistant_message.conversation
+    rows = list(conversation.messages.exclude(role=Message.Role.SYSTEM).order_by("id"))
+    by_id = {m.pk: m for m in rows}
+    answers: dict[int, list[Message]] = {}
+    for m in rows:
+        if m.role == Message.Role.ASSISTANT and m.parent_id is not None:
+            answers.setdefault(m.parent_id, []).append(m)
+    prompts: list[Message] = []
+    prompt = by_id.get(assistant_message.parent_id) if assistant_message.parent_id else None
+    while prompt is not None:
+        prompts.append(prompt)
+        prompt = by_id.get(prompt.parent_id) if prompt.parent_id else None
+    prompts.reverse()
+    history: list[ChatMessage] = []
+    if conversation.system_prompt.strip():
+        history.append({"role": "system", "content": conversation.system_prompt.strip()})
+    for index, prompt in enumerate(prompts):
+        history.append({"role": "user", "content": prompt.content})
+        if index < len(prompts) - 1:
+            reply = _reply_for(prompt, answers.get(prompt.pk, []), assistant_message)
+            if reply is not None:
+                history.append({"role": "assistant", "content": reply.content})
+    return history
 
 
 def message_checkpoint(*, message_id: int, content: str) -> None:
@@ -169,15 +216,30 @@ def api_exchange_save(
     first_token_ms: int | None = None,
     latency_ms: int | None = None,
 ) -> Conversation:
-    """Save an API exchange as a conversation of its own, so it shows in the web app."""
+    """Save an API exchange as a conversation of its own, so it shows in the web app.
+
+    System messages become the conversation's system prompt; the other messages become
+    its turns (an assistant message answers the user message before it).
+    """
     first_user = next((m["content"] for m in messages if m["role"] == "user"), "API request")
+    system = "\n\n".join(m["content"] for m in messages if m["role"] == "system")
     with transaction.atomic():
-        conversation = Conversation.objects.create(owner=user, title=title_from_message(first_user), model=model)
-        Message.objects.bulk_create(
-            [Message(conversation=conversation, role=m["role"], content=m["content"]) for m in messages]
+        conversation = Conversation.objects.create(
+            owner=user, title=title_from_message(first_user), model=model, system_prompt=system
         )
+        prompt: Message | None = None
+        for m in messages:
+            if m["role"] == "user":
+                prompt = Message.objects.create(
+                    conversation=conversation, role=Message.Role.USER, content=m["content"], parent=prompt
+                )
+            elif m["role"] == "assistant":
+                Message.objects.create(
+                    conversation=conversation, role=Message.Role.ASSISTANT, content=m["content"], parent=prompt
+                )
         Message.objects.create(
             conversation=conversation,
+            parent=prompt,
             role=Message.Role.ASSISTANT,
             content=answer,
             content_html=markdown_to_safe_html(answer) if answer else "",

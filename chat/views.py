@@ -9,7 +9,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from chat.api_keys import api_key_create, api_key_get_for_user, api_key_revoke
 from chat.models import ApiKey, Conversation
-from chat.selectors import conversation_get_for_user, conversations_for_sidebar, messages_for_conversation
+from chat.selectors import active_path, conversation_get_for_user, conversations_for_sidebar
 from chat.services import conversation_create
 from ingestion.selectors import source_get_for_user, sources_for_conversation
 from ingestion.services import SourceError, source_as_frame, source_attach_file, source_attach_url, source_remove
@@ -25,7 +25,9 @@ def _chat_page(request: HttpRequest, conversation: Conversation | None) -> HttpR
     context = {
         "conversation": conversation,
         "conversations": conversations_for_sidebar(user=request.user),  # type: ignore[arg-type]
-        "messages": list(messages_for_conversation(conversation=conversation)) if conversation else [],
+        "messages": [m for turn in active_path(conversation.messages.all()) for m in (turn.prompt, *turn.replies)]
+        if conversation
+        else [],
         "models": models,
         "selected_model": selected or (models[0] if models else None),
         "sources": sources,

@@ -54,9 +54,12 @@ def test_chat_completion_answers_in_openai_shape_and_is_stored(app_server, key, 
     time.sleep(0.3)
     conversation = Conversation.objects.get(owner=alice)
     assert conversation.title == "Hello API"
-    assert list(conversation.messages.values_list("role", "content")) == [
-        ("system", "Be brief."), ("user", "Hello API"), ("assistant", "You said: Hello API"),
-    ]  # fmt: skip
+    assert conversation.system_prompt == "Be brief."
+    prompt, answer_row = conversation.messages.order_by("id")
+    assert (prompt.role, prompt.content, prompt.parent_id) == ("user", "Hello API", None)
+    assert (answer_row.role, answer_row.content, answer_row.parent_id) == (
+        "assistant", "You said: Hello API", prompt.pk,
+    )  # fmt: skip
     web = Client()
     web.force_login(alice)
     assert "Hello API" in web.get("/").content.decode()

@@ -70,9 +70,10 @@ def test_other_user_gets_404_for_conversation(alice, bob) -> None:
 
 def test_conversation_page_shows_history_with_statuses_and_safe_html(alice, llama) -> None:
     conversation = make_conversation(alice, title="History")
-    Message.objects.create(conversation=conversation, role="user", content="<b>hi</b>")
+    prompt = Message.objects.create(conversation=conversation, role="user", content="<b>hi</b>")
     Message.objects.create(
         conversation=conversation,
+        parent=prompt,
         role="assistant",
         content="partial",
         status=Message.Status.INTERRUPTED,
