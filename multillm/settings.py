@@ -50,6 +50,15 @@ def _url(name: str, default: str) -> str:
     return value
 
 
+def _urls(name: str, default: str) -> list[str]:
+    """A comma-separated list of http(s) URLs, each checked like `_url`."""
+    urls = [url.strip().rstrip("/") for url in str(env.str(name, default=default)).split(",") if url.strip()]
+    for url in urls:
+        if not url.startswith(("http://", "https://")):
+            raise ImproperlyConfigured(f"{name} must list URLs starting with http:// or https://, got {url!r}")
+    return urls
+
+
 DEBUG: bool = _typed("DEBUG", "bool", False)
 
 SECRET_KEY: str = env.str("SECRET_KEY", default="")
@@ -150,10 +159,13 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 CELERY_TASK_DEFAULT_QUEUE: str = env.str("CELERY_QUEUE", default="multillm")
 
 # Model providers (names kept from the prototype).
-OLLAMA_BASE_URL: str = _url("OLLAMA_BASE_URL", "http://localhost:11434")
+# Several comma-separated URLs are several hosts serving the same models (one provider).
+OLLAMA_BASE_URL: str = ",".join(_urls("OLLAMA_BASE_URL", "http://localhost:11434"))
 PROVIDER_CONNECT_TIMEOUT: float = _positive("PROVIDER_CONNECT_TIMEOUT", "float", 5.0)
 # Longest wait for the next streamed chunk, the first one included (a cold model load).
 PROVIDER_READ_TIMEOUT: float = _positive("PROVIDER_READ_TIMEOUT", "float", 120.0)
+# A host of a multi-host provider that failed is skipped for this many seconds.
+PROVIDER_HOST_COOLDOWN: float = _positive("PROVIDER_HOST_COOLDOWN", "float", 30.0)
 # Only an OLLAMA_BASE_URL that was set (not the default) counts as "a provider is configured".
 OLLAMA_CONFIGURED: bool = bool(os.environ.get("OLLAMA_BASE_URL"))
 AZURE_OPENAI_ENDPOINT: str = _url("AZURE_OPENAI_ENDPOINT", "")
