@@ -37,7 +37,9 @@ def csp_messages(console: list[str]) -> list[str]:
     return [text for text in console if "Content Security Policy" in text]
 
 
-def test_chat_streams_over_the_websocket_under_the_policy(alice, ollama_provider, fake_ollama: FakeOllama, page) -> None:
+def test_chat_streams_over_the_websocket_under_the_policy(
+    alice, ollama_provider, fake_ollama: FakeOllama, page
+) -> None:
     fake_ollama.reply = lambda messages: TABLE_AND_CODE
     console = watch(page)
 

@@ -69,6 +69,8 @@ def main(argv: list[str]) -> int:
             return 3
     elif verb in ("create", "add"):
         resources.add(key)
+        if kind.startswith("containerapp add-on "):
+            resources.add(f"containerapp:{name}")  # an add-on is a container app of its own
         resources_file.write_text(json.dumps(sorted(resources)))
     yaml_file = option(argv, "--yaml")
     if yaml_file:
