@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from models_registry.models import Provider
@@ -33,13 +35,23 @@ def watch(page) -> list[str]:
     return console
 
 
+def wait_until(page, expression: str, timeout: float = 10) -> None:
+    """Poll by evaluating from outside (DevTools), which the policy allows: Playwright's own
+    `wait_for_function` polls with eval inside the page, which the policy blocks."""
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(expression):
+        assert time.monotonic() < deadline, f"still false after {timeout}s: {expression}"
+        page.wait_for_timeout(50)
+
+
 def csp_messages(console: list[str]) -> list[str]:
     return [text for text in console if "Content Security Policy" in text]
 
 
 def test_chat_streams_over_the_websocket_under_the_policy(
-    alice, ollama_provider, fake_ollama: FakeOllama, page
+    alice, ollama_provider, fake_ollama: FakeOllama, page_under_csp
 ) -> None:
+    page = page_under_csp
     fake_ollama.reply = lambda messages: TABLE_AND_CODE
     console = watch(page)
 
@@ -62,7 +74,8 @@ def test_chat_streams_over_the_websocket_under_the_policy(
     assert page.evaluate("window.__csp") == [] and csp_messages(console) == []
 
 
-def test_admin_pages_run_under_the_policy(fake_ollama: FakeOllama, page) -> None:
+def test_admin_pages_run_under_the_policy(fake_ollama: FakeOllama, page_under_csp) -> None:
+    page = page_under_csp
     make_user("root", is_staff=True, is_superuser=True)
     Provider.objects.create(name="ollama", kind=Provider.Kind.OLLAMA, base_url=fake_ollama.url)
     console = watch(page)
@@ -80,15 +93,18 @@ def test_admin_pages_run_under_the_policy(fake_ollama: FakeOllama, page) -> None
     assert csp_messages(console) == []
 
 
-def test_the_policy_blocks_an_injected_inline_handler(alice, page) -> None:
+def test_the_policy_blocks_an_injected_inline_handler(alice, page_under_csp) -> None:
     """The control: what the policy forbids is both blocked and seen by the watcher above."""
+    page = page_under_csp
     console = watch(page)
     log_in(page, "alice", "alice-password-123")
 
     page.evaluate("""document.body.insertAdjacentHTML("beforeend", '<img src="data:," onload="window.__ran = 1">')""")
-    page.wait_for_function("window.__csp.length > 0")
+    wait_until(page, "window.__csp.length > 0")
 
     assert page.evaluate("window.__ran") is None
     assert page.evaluate("window.__csp")[0].startswith("script-src")
-    page.wait_for_function("true")  # one more round trip: the console message follows the event
+    deadline = time.monotonic() + 5  # the console message follows the event
+    while not csp_messages(console) and time.monotonic() < deadline:
+        page.wait_for_timeout(50)
     assert any("inline event handler" in text for text in csp_messages(console)), console
