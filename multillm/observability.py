@@ -2,9 +2,9 @@
 
 * `RequestLogMiddleware` logs every HTTP request (method, route, status, latency, user) on the
   `multillm.requests` logger and counts it in the metrics.
-* `generation_observed` is called once at the end of every answer (chat/generation.py): it logs
-  the outcome on `multillm.generations` (user, model, tokens, time to first token, latency,
-  status) and counts it.
+* `generation_observed` is called once at the end of every chat answer (chat/generation.py), and
+  `generation_recorded` at the end of every API completion (chat/api.py): each logs the outcome on
+  `multillm.generations` (user, model, tokens, time to first token, latency, status) and counts it.
 * `multillm.logs.JsonFormatter` writes one JSON object per line (LOG_FORMAT=json), with the
   fields above as keys (they travel in the record's `fields`).
 * `metrics` serves `/metrics` in Prometheus' text format when METRICS_ENABLED is on (bearer
@@ -87,38 +87,68 @@ class RequestLogMiddleware(MiddlewareMixin):
 
 
 async def generation_observed(*, message: Message) -> None:
-    """Log and count a finished answer. Never raises: observing must not break the answer."""
+    """Log and count an answer of the chat, once it is saved. Never raises."""
     try:
         from chat.models import Conversation
 
         username = await (
             Conversation.objects.filter(pk=message.conversation_id).values_list("owner__username", flat=True).afirst()
         )
-        model = message.model_label or "unknown"
-        fields = {
-            "event": "generation",
-            "message": message.pk,
-            "user": username or "-",
-            "model": model,
-            "status": message.status,
-            "prompt_tokens": message.prompt_tokens,
-            "completion_tokens": message.completion_tokens,
-            "first_token_ms": message.first_token_ms,
-            "latency_ms": message.latency_ms,
-            "error_code": message.error_code,
-        }
-        generation_logger.info(_as_text(fields), extra={"fields": fields})
-        GENERATIONS.labels(model=model, status=message.status).inc()
-        for kind in ("prompt", "completion"):
-            count = getattr(message, f"{kind}_tokens")
-            if count:
-                GENERATION_TOKENS.labels(model=model, kind=kind).inc(count)
-        if message.first_token_ms is not None:
-            FIRST_TOKEN.labels(model=model).observe(message.first_token_ms / 1000)
-        if message.latency_ms is not None:
-            GENERATION_LATENCY.labels(model=model).observe(message.latency_ms / 1000)
+        generation_recorded(
+            via="chat",
+            message_id=message.pk,
+            user=username or "-",
+            model=message.model_label or "unknown",
+            status=message.status,
+            prompt_tokens=message.prompt_tokens,
+            completion_tokens=message.completion_tokens,
+            first_token_ms=message.first_token_ms,
+            latency_ms=message.latency_ms,
+            error_code=message.error_code,
+        )
     except Exception:
         logger.exception("could not record generation %s", message.pk)
+
+
+def generation_recorded(
+    *,
+    via: str,
+    user: str,
+    model: str,
+    status: str,
+    prompt_tokens: int | None,
+    completion_tokens: int | None,
+    first_token_ms: int | None,
+    latency_ms: int | None,
+    error_code: str = "",
+    message_id: int | None = None,
+) -> None:
+    """The generation line and metrics, for the chat (`via="chat"`) and the API (`via="api"`). Never raises."""
+    try:
+        fields = {
+            "event": "generation",
+            "via": via,
+            "message": message_id,
+            "user": user,
+            "model": model,
+            "status": status,
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "first_token_ms": first_token_ms,
+            "latency_ms": latency_ms,
+            "error_code": error_code,
+        }
+        generation_logger.info(_as_text(fields), extra={"fields": fields})
+        GENERATIONS.labels(model=model, status=status).inc()
+        for kind, count in (("prompt", prompt_tokens), ("completion", completion_tokens)):
+            if count:
+                GENERATION_TOKENS.labels(model=model, kind=kind).inc(count)
+        if first_token_ms is not None:
+            FIRST_TOKEN.labels(model=model).observe(first_token_ms / 1000)
+        if latency_ms is not None:
+            GENERATION_LATENCY.labels(model=model).observe(latency_ms / 1000)
+    except Exception:
+        logger.exception("could not record a generation of %s", model)
 
 
 def _as_text(fields: dict[str, Any]) -> str:

@@ -200,3 +200,24 @@ def test_queue_depth_is_minus_one_when_redis_is_unreachable(settings) -> None:
     settings.REDIS_URL = "redis://127.0.0.1:9/0"
 
     assert scrape(Client())[("multillm_ingestion_queue_depth", ())] == -1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_api_completion_is_logged_as_a_generation_via_the_api(generation_log, llama) -> None:
+    from chat.api_keys import api_key_create
+
+    alice = make_user("alice")
+    key = api_key_create(user=alice, name="tests")[1]
+
+    response = Client().post(
+        "/api/v1/chat/completions",
+        data=json.dumps({"model": "ollama/llama3.2:1b", "messages": [{"role": "user", "content": "Hi API"}]}),
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {key}",
+    )
+
+    assert response.status_code == 200, response.content
+    [line] = generation_log.fields
+    assert line["via"] == "api" and line["user"] == "alice" and line["model"] == "ollama/llama3.2:1b"
+    assert line["status"] == "complete" and line["completion_tokens"] == 4 and line["message"] is None
+    assert key not in json.dumps(line), "the key never reaches the logs"
