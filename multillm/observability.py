@@ -17,12 +17,14 @@ from __future__ import annotations
 import hmac
 import logging
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.http import HttpRequest, HttpResponse
-from django.utils.deprecation import MiddlewareMixin
+from django.utils.functional import SimpleLazyObject, empty
 from django.views.decorators.cache import never_cache
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -54,21 +56,44 @@ GENERATION_LATENCY = Histogram(
 
 
 def _user_label(request: HttpRequest) -> str:
-    user = getattr(request, "user", None)  # absent when a middleware answered before authentication
-    return user.get_username() if user is not None and user.is_authenticated else "-"
+    """The user's name if something already loaded the user; never a database query of its own."""
+    user = request.__dict__.get("user")
+    if isinstance(user, SimpleLazyObject):
+        user = None if user._wrapped is empty else user._wrapped
+    if user is None or not user.is_authenticated:
+        return "-"
+    return user.get_username()
 
 
-class RequestLogMiddleware(MiddlewareMixin):
-    """One line per request. Its hooks run in a thread under ASGI (MiddlewareMixin), so reading
-    `request.user` may query the database. The latency is to the response's headers: a streamed
-    body (the API's SSE) goes on after it."""
+class RequestLogMiddleware:
+    """One line per request. Natively sync and async (no thread hop under ASGI). The latency is
+    to the response's headers: a streamed body (the API's SSE) goes on after it."""
 
-    def process_request(self, request: HttpRequest) -> None:
-        request._observability_started = time.monotonic()  # type: ignore[attr-defined]
+    sync_capable = True
+    async_capable = True
 
-    def process_response(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
-        started = getattr(request, "_observability_started", None)
-        seconds = time.monotonic() - started if started is not None else 0.0
+    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
+        self.get_response = get_response
+        self.async_mode = iscoroutinefunction(get_response)
+        if self.async_mode:
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest) -> Any:
+        if self.async_mode:
+            return self._acall(request)
+        started = time.monotonic()
+        response = self.get_response(request)
+        self._log(request, response, time.monotonic() - started)
+        return response
+
+    async def _acall(self, request: HttpRequest) -> HttpResponse:
+        started = time.monotonic()
+        response = await self.get_response(request)
+        self._log(request, response, time.monotonic() - started)
+        return response
+
+    @staticmethod
+    def _log(request: HttpRequest, response: HttpResponse, seconds: float) -> None:
         match = getattr(request, "resolver_match", None)
         view = (match.view_name if match else "") or "unmatched"
         HTTP_REQUESTS.labels(view=view, status=str(response.status_code)).inc()
@@ -83,7 +108,6 @@ class RequestLogMiddleware(MiddlewareMixin):
             "user": _user_label(request),
         }
         request_logger.info(_as_text(fields), extra={"fields": fields})
-        return response
 
 
 async def generation_observed(*, message: Message) -> None:
