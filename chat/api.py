@@ -31,6 +31,7 @@ from models_registry.models import LLMModel
 from models_registry.providers import ProviderError, provider_client
 from models_registry.providers.base import ChatChunk, ChatMessage, ChatOptions
 from models_registry.selectors import model_get_usable, models_usable_by
+from multillm.observability import generation_recorded
 
 logger = logging.getLogger(__name__)
 
@@ -246,9 +247,15 @@ class _Relay:
     async def close(self) -> None:
         """Save the exchange (if asked) and count its tokens; survives the response's cancellation."""
         await self.ticket.finish(tokens=self.usage()["total_tokens"])
+        ms = lambda moment: round((moment - self.started) * 1000) if moment else None  # noqa: E731
+        generation_recorded(
+            via="api", user=self.user.get_username(), model=self.request.model.model_id, status=self.status,
+            prompt_tokens=self.prompt_tokens, completion_tokens=self.completion_tokens,
+            first_token_ms=ms(self.first_token_at), latency_ms=ms(time.monotonic()),
+            error_code=self.error.code if self.error else "",
+        )  # fmt: skip
         if not self.request.store:
             return
-        ms = lambda moment: round((moment - self.started) * 1000) if moment else None  # noqa: E731
         await database_sync_to_async(services.api_exchange_save)(
             user=self.user, model=self.request.model, messages=self.request.messages, answer=self.text,
             status=self.status, error=self.error.message if self.error else "",

@@ -29,6 +29,7 @@ from ingestion.selectors import Grounding, conversation_grounding
 from models_registry.models import LLMModel
 from models_registry.providers import ProviderError, provider_client
 from models_registry.providers.base import ChatMessage, ChatOptions
+from multillm.observability import generation_observed
 
 logger = logging.getLogger(__name__)
 
@@ -267,6 +268,7 @@ class Generation:
             )  # fmt: skip
         frame = {"type": "message.done", **message_as_frame(message), "message": self.message_id}
         await self.layer.group_send(self.group, {"type": "chat.event", "frame": frame})
+        await generation_observed(message=message)
 
 
 def generation_start(

@@ -4,6 +4,8 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -30,7 +32,21 @@ class ProviderForm(forms.ModelForm):
 
     class Meta:
         model = Provider
-        fields = ["name", "kind", "base_url", "api_key", "clear_api_key", "api_version", "deployments", "enabled"]
+        fields = [
+            "name", "kind", "base_url", "extra_base_urls", "api_key", "clear_api_key", "api_version", "deployments",
+            "enabled",
+        ]  # fmt: skip
+
+    def clean_extra_base_urls(self) -> str:
+        """One http(s) URL per line; blank lines are dropped."""
+        urls = [line.strip() for line in self.cleaned_data.get("extra_base_urls", "").splitlines() if line.strip()]
+        validate = URLValidator(schemes=["http", "https"])
+        for url in urls:
+            try:
+                validate(url)
+            except ValidationError:
+                raise ValidationError(f"Not an http(s) URL: {url}") from None
+        return "\n".join(urls)
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
@@ -56,10 +72,14 @@ class ProviderForm(forms.ModelForm):
 @admin.register(Provider)
 class ProviderAdmin(admin.ModelAdmin):
     form = ProviderForm
-    list_display = ["name", "kind", "base_url", "enabled", "has_key", "last_sync_at", "last_sync_error"]
+    list_display = ["name", "kind", "base_url", "host_count", "enabled", "has_key", "last_sync_at", "last_sync_error"]
     list_filter = ["kind", "enabled"]
     readonly_fields = ["managed_by_env", "last_sync_at", "last_sync_error"]
     actions = ["sync_models"]
+
+    @admin.display(description="Hosts")
+    def host_count(self, provider: Provider) -> int:
+        return len(provider.base_urls)
 
     @admin.display(boolean=True, description="API key")
     def has_key(self, provider: Provider) -> bool:

@@ -16,6 +16,11 @@ class Provider(models.Model):
     name = models.SlugField(max_length=50, unique=True, help_text="The first part of model ids: <name>/<model>.")
     kind = models.CharField(max_length=32, choices=Kind.choices)
     base_url = models.URLField(max_length=500, help_text="Ollama host, Azure endpoint, or the server's base URL.")
+    extra_base_urls = models.TextField(
+        blank=True,
+        help_text="More hosts serving the same models, one URL per line: requests are spread across the hosts "
+        "that answer, and a host that fails is skipped.",
+    )
     api_key = models.CharField(max_length=500, blank=True, help_text="Never shown again once saved.")
     api_version = models.CharField(max_length=50, blank=True, help_text="Azure OpenAI only.")
     deployments = models.CharField(
@@ -35,6 +40,12 @@ class Provider(models.Model):
 
     def __repr__(self) -> str:  # never the key
         return f"<Provider {self.name} {self.kind} {self.base_url}>"
+
+    @property
+    def base_urls(self) -> tuple[str, ...]:
+        """Every host of the provider, `base_url` first."""
+        extra = (line.strip().rstrip("/") for line in self.extra_base_urls.splitlines())
+        return tuple(dict.fromkeys([self.base_url.rstrip("/"), *(url for url in extra if url)]))
 
     @property
     def deployment_names(self) -> tuple[str, ...]:

@@ -13,7 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from models_registry.models import LLMModel, Provider
-from models_registry.providers import ProviderError, provider_client
+from models_registry.providers import ProviderError, provider_client, provider_clients
 from models_registry.providers.base import ModelInfo
 from models_registry.providers.ollama import OllamaProvider, PullProgress
 
@@ -34,14 +34,18 @@ class SyncResult:
 def providers_configure_from_env(*, local_model_url: str | None = None) -> list[Provider]:
     """Create or update the providers that the environment names.
 
-    `OLLAMA_BASE_URL` gives `ollama`; `AZURE_OPENAI_ENDPOINT` with `MODEL_DEPLOYMENT_NAME`
-    gives `azure`; `local_model_url` (set by the process that runs the built-in model)
+    `OLLAMA_BASE_URL` gives `ollama` (comma-separated URLs: several hosts); `AZURE_OPENAI_ENDPOINT`
+    with `MODEL_DEPLOYMENT_NAME` gives `azure`; `local_model_url` (set by the process that runs the built-in model)
     gives `local`. A `local` provider left from an earlier run is disabled when the
     local model does not run now.
     """
     providers = []
-    if settings.OLLAMA_BASE_URL:
-        providers.append(_provider_from_env("ollama", kind=Provider.Kind.OLLAMA, base_url=settings.OLLAMA_BASE_URL))
+    ollama_urls = [url for url in settings.OLLAMA_BASE_URL.split(",") if url]
+    if ollama_urls:
+        first, *others = ollama_urls
+        providers.append(
+            _provider_from_env("ollama", kind=Provider.Kind.OLLAMA, base_url=first, extra_base_urls="\n".join(others))
+        )
     if settings.AZURE_OPENAI_ENDPOINT and settings.MODEL_DEPLOYMENT_NAME:
         providers.append(
             _provider_from_env(
@@ -127,20 +131,32 @@ def models_sync_all(*, local_model_url: str | None = None) -> list[SyncResult]:
     return [provider_sync_models(provider=provider) for provider in Provider.objects.filter(enabled=True)]
 
 
-def _ollama(provider: Provider) -> OllamaProvider:
-    client = provider_client(provider)
-    if not isinstance(client, OllamaProvider):
+def _ollama_hosts(provider: Provider) -> list[OllamaProvider]:
+    clients = provider_clients(provider)
+    if not all(isinstance(client, OllamaProvider) for client in clients):
         raise ProviderError(f"Provider {provider.name} is not an Ollama server: only Ollama pulls and deletes models.")
-    return client
+    return clients  # type: ignore[return-value]
 
 
 def model_pull(*, provider: Provider, name: str) -> AsyncIterator[PullProgress]:
-    """Pull `name` into the Ollama server, yielding its progress. Sync the provider afterwards."""
-    return _ollama(provider).pull(name=name)
+    """Pull `name` into every Ollama host of the provider, one after the other, yielding their
+    progress. Sync the provider afterwards."""
+    hosts = _ollama_hosts(provider)
+    if len(hosts) == 1:
+        return hosts[0].pull(name=name)
+    return _pull_into_each(hosts, name)
+
+
+async def _pull_into_each(hosts: list[OllamaProvider], name: str) -> AsyncIterator[PullProgress]:
+    for host in hosts:
+        yield PullProgress(status=f"pulling into {host.base_url}")
+        async for progress in host.pull(name=name):
+            yield progress
 
 
 def model_delete_from_provider(*, model: LLMModel) -> None:
-    """Delete the model from its Ollama server; the row stays (old messages keep it), unavailable."""
-    async_to_sync(_ollama(model.provider).delete)(name=model.name)
+    """Delete the model from every Ollama host of its provider; the row stays (old messages keep it), unavailable."""
+    for host in _ollama_hosts(model.provider):
+        async_to_sync(host.delete)(name=model.name)
     LLMModel.objects.filter(pk=model.pk).update(available=False, is_default_chat=False)
     logger.info("deleted model %s from its provider", model.model_id)

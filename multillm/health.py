@@ -1,14 +1,36 @@
-"""Liveness and readiness endpoints for load balancers and orchestrators."""
+"""Liveness and readiness endpoints for load balancers and orchestrators.
+
+`/healthz`: the process serves requests. `/readyz`: the dependencies a request needs answer:
+the database, the channel layer (Redis in production), the Qdrant server, and each enabled
+model provider (each host of a multi-host one). A failed database, channel layer or Qdrant
+makes the instance unready (503); a failed provider only makes it `degraded` (200), because
+every replica shares the provider: taking them all out of the load balancer would turn one
+model's outage into the whole app's.
+
+Probes come from orchestrators by IP address and over plain HTTP (Docker's HEALTHCHECK, Azure
+Container Apps' probes, a Prometheus scrape): `ProbeMiddleware` answers them before the
+ALLOWED_HOSTS check and the HTTPS redirect, which would otherwise turn them into 400 or 301.
+"""
+
+from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
 
+import httpx
+from asgiref.sync import async_to_sync, iscoroutinefunction, markcoroutinefunction, sync_to_async
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
+from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.db import connection
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
+
+from models_registry.models import Provider
+from models_registry.providers import ProviderError, provider_clients
 
 logger = logging.getLogger(__name__)
 
@@ -37,21 +59,112 @@ async def _check_channel_layer() -> None:
         raise RuntimeError("the channel layer returned a different message")
 
 
+async def _check_qdrant() -> None:
+    """Qdrant's own readiness endpoint. The embedded store lives in this process: nothing to reach."""
+    headers = {"api-key": settings.QDRANT_API_KEY} if settings.QDRANT_API_KEY else {}
+    async with httpx.AsyncClient(timeout=CHECK_TIMEOUT, trust_env=False) as client:
+        response = await client.get(f"{settings.QDRANT_ENDPOINT}/readyz", headers=headers)
+    if response.status_code != 200:
+        raise RuntimeError(f"Qdrant answered HTTP {response.status_code}")
+
+
+def _enabled_providers() -> list[Provider]:
+    return list(Provider.objects.filter(enabled=True).order_by("name"))
+
+
+async def _provider_status(provider: Provider) -> str:
+    """`ok`, `error: <code>`, or for several hosts `ok (n of m hosts)` when some are down."""
+    try:
+        hosts = provider_clients(provider)
+    except ProviderError as exc:
+        return f"error: {exc.code}"
+    outcomes = await asyncio.gather(*(_run(host.ping) for host in hosts))
+    failures = [outcome for outcome in outcomes if outcome != "ok"]
+    if not failures:
+        return "ok"
+    for host, outcome in zip(hosts, outcomes, strict=True):
+        if outcome != "ok":
+            logger.warning("readiness: provider %s at %s: %s", provider.name, host.base_url, outcome)
+    if len(failures) < len(hosts):
+        return f"ok ({len(hosts) - len(failures)} of {len(hosts)} hosts)"
+    return failures[0]
+
+
+async def _run(check: Callable[[], Awaitable[Any]]) -> str:
+    try:
+        await asyncio.wait_for(check(), timeout=CHECK_TIMEOUT)
+    except ProviderError as exc:
+        return f"error: {exc.code}"
+    except Exception as exc:  # any failure is reported, never raised
+        return f"error: {type(exc).__name__}"
+    return "ok"
+
+
 @login_not_required
 @never_cache
 async def readyz(request: HttpRequest) -> JsonResponse:
-    """Every dependency that a request needs answers: 200, else 503 naming the failures."""
-    checks = {
+    """200 with `ok` or `degraded` (a provider failed), else 503 naming the failures."""
+    core: dict[str, Callable[[], Awaitable[Any]]] = {
         "database": database_sync_to_async(_check_database),
         "channel_layer": _check_channel_layer,
     }
-    results: dict[str, str] = {}
-    for name, check in checks.items():
-        try:
-            await asyncio.wait_for(check(), timeout=CHECK_TIMEOUT)
-            results[name] = "ok"
-        except Exception as exc:  # any failure makes the instance unready
-            logger.warning("readiness check %s failed: %s", name, exc)
-            results[name] = f"error: {type(exc).__name__}"
-    ready = all(value == "ok" for value in results.values())
-    return JsonResponse({"status": "ok" if ready else "unavailable", "checks": results}, status=200 if ready else 503)
+    if settings.QDRANT_ENDPOINT:
+        core["qdrant"] = _check_qdrant
+    names = list(core)
+    outcomes = await asyncio.gather(*(_run(check) for check in core.values()))
+    results = dict(zip(names, outcomes, strict=True))
+    if not settings.QDRANT_ENDPOINT:
+        results["qdrant"] = "embedded"
+    for name, outcome in results.items():
+        if outcome.startswith("error"):
+            logger.warning("readiness check %s failed: %s", name, outcome)
+    ready = all(not outcome.startswith("error") for outcome in results.values())
+
+    providers: list[Provider] = []
+    if results["database"] == "ok":
+        providers = await database_sync_to_async(_enabled_providers)()
+    statuses = await asyncio.gather(*(_provider_status(provider) for provider in providers))
+    provider_results = {f"provider:{p.name}": status for p, status in zip(providers, statuses, strict=True)}
+    degraded = any(status.startswith("error") for status in statuses)
+
+    status = "unavailable" if not ready else "degraded" if degraded else "ok"
+    return JsonResponse({"status": status, "checks": results | provider_results}, status=200 if ready else 503)
+
+
+def _probe_views() -> dict[str, Callable[..., Any]]:
+    from multillm.observability import metrics
+
+    return {"/healthz": healthz, "/readyz": readyz, "/metrics": metrics}
+
+
+class ProbeMiddleware:
+    """Answers /healthz, /readyz and /metrics first: no Host check, no HTTPS redirect, no request log.
+
+    None of these reads the Host header or sets a cookie, so skipping the host check opens nothing.
+    """
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
+        self.get_response = get_response
+        self.views = _probe_views()
+        self.async_mode = iscoroutinefunction(get_response)
+        if self.async_mode:
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest) -> Any:
+        if self.async_mode:
+            return self._acall(request)
+        view = self.views.get(request.path_info)
+        if view is None:
+            return self.get_response(request)
+        return async_to_sync(view)(request) if iscoroutinefunction(view) else view(request)
+
+    async def _acall(self, request: HttpRequest) -> HttpResponse:
+        view = self.views.get(request.path_info)
+        if view is None:
+            return await self.get_response(request)
+        if iscoroutinefunction(view):
+            return await view(request)
+        return await sync_to_async(view)(request)

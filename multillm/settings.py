@@ -50,6 +50,15 @@ def _url(name: str, default: str) -> str:
     return value
 
 
+def _urls(name: str, default: str) -> list[str]:
+    """A comma-separated list of http(s) URLs, each checked like `_url`."""
+    urls = [url.strip().rstrip("/") for url in str(env.str(name, default=default)).split(",") if url.strip()]
+    for url in urls:
+        if not url.startswith(("http://", "https://")):
+            raise ImproperlyConfigured(f"{name} must list URLs starting with http:// or https://, got {url!r}")
+    return urls
+
+
 DEBUG: bool = _typed("DEBUG", "bool", False)
 
 SECRET_KEY: str = env.str("SECRET_KEY", default="")
@@ -78,8 +87,12 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Health probes and /metrics first: orchestrators call them by IP over plain HTTP.
+    "multillm.health.ProbeMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "multillm.security.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "multillm.observability.RequestLogMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -150,10 +163,13 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 CELERY_TASK_DEFAULT_QUEUE: str = env.str("CELERY_QUEUE", default="multillm")
 
 # Model providers (names kept from the prototype).
-OLLAMA_BASE_URL: str = _url("OLLAMA_BASE_URL", "http://localhost:11434")
+# Several comma-separated URLs are several hosts serving the same models (one provider).
+OLLAMA_BASE_URL: str = ",".join(_urls("OLLAMA_BASE_URL", "http://localhost:11434"))
 PROVIDER_CONNECT_TIMEOUT: float = _positive("PROVIDER_CONNECT_TIMEOUT", "float", 5.0)
 # Longest wait for the next streamed chunk, the first one included (a cold model load).
 PROVIDER_READ_TIMEOUT: float = _positive("PROVIDER_READ_TIMEOUT", "float", 120.0)
+# A host of a multi-host provider that failed is skipped for this many seconds.
+PROVIDER_HOST_COOLDOWN: float = _positive("PROVIDER_HOST_COOLDOWN", "float", 30.0)
 # Only an OLLAMA_BASE_URL that was set (not the default) counts as "a provider is configured".
 OLLAMA_CONFIGURED: bool = bool(os.environ.get("OLLAMA_BASE_URL"))
 AZURE_OPENAI_ENDPOINT: str = _url("AZURE_OPENAI_ENDPOINT", "")
@@ -251,6 +267,31 @@ STORAGES = {
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False  # the chat page's script sends the token with fetch()
 
+# --- Deployment and operations (issue 7): HTTPS, Content-Security-Policy, metrics, log format ---
+# Behind a proxy that terminates TLS (Azure Container Apps, a load balancer, nginx) set
+# SECURE_PROXY_SSL_HEADER=on so that Django trusts its X-Forwarded-Proto. Production turns on the
+# redirect, HSTS and secure cookies (deploy/.env.example does): `manage.py check --deploy` then
+# passes with no warnings. Off by default so that `make run` works over plain http://127.0.0.1.
+if _typed("SECURE_PROXY_SSL_HEADER", "bool", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT: bool = _typed("SECURE_SSL_REDIRECT", "bool", False)
+SECURE_HSTS_SECONDS: int = _typed("SECURE_HSTS_SECONDS", "int", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS: bool = _typed("SECURE_HSTS_INCLUDE_SUBDOMAINS", "bool", False)
+SECURE_HSTS_PRELOAD: bool = _typed("SECURE_HSTS_PRELOAD", "bool", False)
+SESSION_COOKIE_SECURE: bool = _typed("SESSION_COOKIE_SECURE", "bool", SECURE_SSL_REDIRECT)
+CSRF_COOKIE_SECURE: bool = _typed("CSRF_COOKIE_SECURE", "bool", SECURE_SSL_REDIRECT)
+# The header itself is built per request in multillm/security.py (no inline script or style).
+CSP_ENABLED: bool = _typed("CSP_ENABLED", "bool", True)
+CSP_REPORT_URI: str = env.str("CSP_REPORT_URI", default="")
+# Prometheus metrics at /metrics: off unless enabled; with METRICS_TOKEN, only for `Bearer <token>`.
+METRICS_ENABLED: bool = _typed("METRICS_ENABLED", "bool", False)
+METRICS_TOKEN: str = env.str("METRICS_TOKEN", default="")
+# plain: `time level logger: message`; json: one JSON object per line, for log collectors.
+LOG_FORMAT: str = env.str("LOG_FORMAT", default="plain").lower()
+if LOG_FORMAT not in {"plain", "json"}:
+    raise ImproperlyConfigured(f"LOG_FORMAT must be plain or json, got {LOG_FORMAT!r}")
+# --- end of deployment and operations ---
+
 LOG_LEVEL: str = env.str("LOG_LEVEL", default="INFO").upper()
 if LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
     raise ImproperlyConfigured(f"LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, got {LOG_LEVEL!r}")
@@ -259,9 +300,10 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "json": {"()": "multillm.logs.JsonFormatter"},
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT},
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {

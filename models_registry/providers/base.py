@@ -93,3 +93,8 @@ class ChatProvider(abc.ABC):
     @abc.abstractmethod
     async def embed_batch(self, *, model: str, texts: list[str]) -> list[list[float]]:
         """One vector per text, in order."""
+
+    async def ping(self) -> None:
+        """Raise ProviderError unless the provider answers now (readiness checks). Subclasses
+        override it with their cheapest request."""
+        await self.list_models()

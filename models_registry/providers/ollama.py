@@ -120,6 +120,15 @@ class OllamaProvider(ChatProvider):
             )
         return models
 
+    async def ping(self) -> None:
+        """`/api/tags` alone: one cheap request, unlike a full listing that describes every model."""
+        client = self._client()
+        try:
+            async with client:
+                await client.list()
+        except Exception as exc:
+            raise self._translate(exc, model=None) from exc
+
     async def _show(self, client: ollama.AsyncClient, name: str) -> tuple[int | None, list[str]]:
         """Context length and capabilities of one model; unknown when `/api/show` fails for it."""
         try:

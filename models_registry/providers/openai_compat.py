@@ -280,3 +280,14 @@ class AzureOpenAIProvider(_OpenAIProtocolProvider):
     async def list_models(self) -> list[ModelInfo]:
         # Listing deployments takes the Azure management API, not the data-plane key.
         return [ModelInfo(name=name, capabilities=_capabilities(name)) for name in self.deployments]
+
+    async def ping(self) -> None:
+        """The data plane's model list: proves the endpoint answers and takes the key (401 otherwise).
+        A 404 still means the resource answered (some API versions do not serve the list)."""
+        try:
+            async with self._client() as client:
+                await client.models.list()
+        except openai.NotFoundError:
+            return
+        except Exception as exc:
+            self._raise(exc, model=None)

@@ -16,7 +16,21 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 @pytest.fixture
 def page(app_server: str) -> Iterator[object]:
     """A fresh Chromium page on the app. Request it last: Playwright's sync API keeps an
-    event loop running in this thread, after which fixtures can no longer use async_to_sync."""
+    event loop running in this thread, after which fixtures can no longer use async_to_sync.
+
+    It bypasses the Content-Security-Policy: Playwright's polling `wait_for_function` evaluates
+    its predicate with eval, which the policy forbids. `page_under_csp` keeps the policy."""
+    yield from _page(app_server, bypass_csp=True)
+
+
+@pytest.fixture
+def page_under_csp(app_server: str) -> Iterator[object]:
+    """A page that enforces the app's Content-Security-Policy, as a user's browser does. Do not
+    poll with `wait_for_function` on it; use `wait_for_selector` or evaluate in a loop."""
+    yield from _page(app_server, bypass_csp=False)
+
+
+def _page(app_server: str, *, bypass_csp: bool) -> Iterator[object]:
     from playwright.sync_api import sync_playwright
 
     if not Path(CHROMIUM).exists():
@@ -26,7 +40,7 @@ def page(app_server: str) -> Iterator[object]:
     try:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-            context = browser.new_context(base_url=app_server)
+            context = browser.new_context(base_url=app_server, bypass_csp=bypass_csp)
             page = context.new_page()
             page.set_default_timeout(10_000)
             yield page

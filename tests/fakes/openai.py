@@ -1,6 +1,6 @@
 """A fake OpenAI server on 127.0.0.1 that speaks the real OpenAI HTTP protocol, Azure's paths too.
 
-Routes: `GET /v1/models`; `POST /v1/chat/completions` and `POST /v1/embeddings` with
+Routes: `GET /v1/models` (Azure: `GET /openai/models`); `POST /v1/chat/completions` and `POST /v1/embeddings` with
 `Authorization: Bearer`; Azure's `POST /openai/deployments/{name}/chat/completions` and
 `.../embeddings` with an `api-key` header and an `api-version` query parameter, the
 deployment name standing for the model. Chat answers stream as server-sent events
@@ -132,6 +132,11 @@ class _Handler(FakeHandler):
                 {"id": name, "object": "model", "created": CREATED, "owned_by": "fake"}
                 for name in self.server_fake.models
             ]
+            return self._json(200, {"object": "list", "data": models})
+        if urlsplit(self.path).path == "/openai/models":  # Azure's data-plane model list
+            if not self._authorized(azure=True):
+                return
+            models = [{"id": name, "object": "model", "created_at": CREATED} for name in self.server_fake.models]
             return self._json(200, {"object": "list", "data": models})
         self._json(404, _error(f"Unknown request URL: GET {self.path}.", code="unknown_url"))
 
