@@ -97,6 +97,27 @@ class Message(models.Model):
         return self.status != self.Status.STREAMING
 
 
+class Preset(models.Model):
+    """A reusable system prompt with model settings. A shared preset (set by staff) is offered to everyone."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="presets")
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    name = models.CharField(max_length=100)
+    system_prompt = models.TextField(blank=True)
+    temperature = models.FloatField(null=True, blank=True)
+    max_tokens = models.PositiveIntegerField(null=True, blank=True)
+    shared = models.BooleanField(default=False, help_text="Offered to every user (only staff may share).")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["owner", "name"], name="one_preset_name_per_owner")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class ApiKey(models.Model):
     """A key for the OpenAI-compatible API. Only its SHA-256 is stored; it acts as its user."""
 
