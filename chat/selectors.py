@@ -135,9 +135,10 @@ def _search_terms(query: str) -> list[str]:
 
 
 def conversations_search(*, user: AbstractBaseUser, query: str, limit: int = SEARCH_LIMIT) -> list[SearchHit]:
-    """The user's conversations whose title or messages match `query`, newest first, with
-    the matches highlighted. Postgres: full-text search (stemmed words; the last one also
-    as a prefix, for search as you type) on GIN indexes. Elsewhere: case-insensitive LIKE."""
+    """The user's conversations where every word of `query` is in the title or a message,
+    newest first, with the matches highlighted. Postgres: full-text search (stemmed words,
+    the last one also as a prefix, for search as you type) on GIN indexes. Elsewhere:
+    case-insensitive LIKE."""
     terms = _search_terms(query)
     if not terms:
         return []
@@ -149,16 +150,30 @@ def conversations_search(*, user: AbstractBaseUser, query: str, limit: int = SEA
 def _search_postgres(*, user: AbstractBaseUser, terms: list[str], limit: int) -> list[SearchHit]:
     from django.contrib.postgres.search import SearchHeadline, SearchQuery, SearchVector
 
-    # Only word characters reach the raw query: nothing in it can be tsquery syntax.
-    raw = " & ".join([*terms[:-1], f"{terms[-1]}:*"])
-    tsquery = SearchQuery(raw, search_type="raw", config=SEARCH_CONFIG)
+    # Only word characters reach the raw queries: nothing in them can be tsquery syntax.
+    words = [*terms[:-1], f"{terms[-1]}:*"]
+    with connection.cursor() as cursor:  # stop words ("the", "and") would match nothing: leave them out
+        cursor.execute(
+            "SELECT word FROM unnest(%s::text[]) AS word WHERE numnode(to_tsquery(%s::regconfig, word)) > 0",
+            [words, SEARCH_CONFIG],
+        )
+        words = [row[0] for row in cursor.fetchall()]
+    if not words:
+        return []
     title_vector = SearchVector("title", config=SEARCH_CONFIG)
     content_vector = SearchVector("content", config=SEARCH_CONFIG)
+    every_word = Q()
+    for word in words:  # each word in the title or in any message of the conversation
+        word_query = SearchQuery(word, search_type="raw", config=SEARCH_CONFIG)
+        every_word &= Q(title_vector=word_query) | Exists(
+            Message.objects.annotate(vector=content_vector).filter(vector=word_query, conversation_id=OuterRef("pk"))
+        )
+    tsquery = SearchQuery(" | ".join(words), search_type="raw", config=SEARCH_CONFIG)
     matching_messages = Message.objects.annotate(vector=content_vector).filter(vector=tsquery)
     conversations = list(
         Conversation.objects.filter(owner_id=user.pk)
         .annotate(title_vector=title_vector)
-        .filter(Q(title_vector=tsquery) | Exists(matching_messages.filter(conversation_id=OuterRef("pk"))))
+        .filter(every_word)
         .only("uuid", "title", "pinned", "updated_at")
         .order_by("-updated_at")[:limit]
     )
