@@ -383,5 +383,6 @@ def conversation_import(*, owner: AbstractBaseUser, raw: bytes) -> Conversation:
                 Message.objects.filter(pk=created[row.local_id].pk).update(chosen_reply=created[row.chosen_reply])
         last_model = next((m.model for m in reversed(created.values()) if m.model_id), None)
         if last_model is not None:
+            conversation.model = last_model
             Conversation.objects.filter(pk=conversation.pk).update(model=last_model)
     return conversation

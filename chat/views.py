@@ -61,6 +61,7 @@ def _chat_page(request: HttpRequest, conversation: Conversation | None) -> HttpR
         "query": query,
         "hits": conversations_search(user=request.user, query=query) if query else None,  # type: ignore[arg-type]
         "presets": list(presets_for_user(user=request.user)),  # type: ignore[arg-type]
+        "notices": flash.get_messages(request),
         "messages": [m for turn in active_path(conversation.messages.all()) for m in (turn.prompt, *turn.replies)]
         if conversation
         else [],
