@@ -440,7 +440,7 @@ async function deleteConversation(item, link) {
   const title = item.querySelector(".conversation-link").textContent;
   if (!window.confirm(`Delete “${title}”? Its messages and sources are deleted for good.`)) return;
   try {
-    await postForm(link.href, new FormData());
+    await postForm(link.href, null); // an empty multipart body is not valid
   } catch (error) {
     window.alert(`Could not delete: ${error.message}`);
     return;
