@@ -87,6 +87,9 @@ class Message(models.Model):
         indexes = [
             models.Index(fields=["conversation", "status"], name="message_conversation_status"),
             models.Index(fields=["parent", "role", "column"], name="message_siblings"),
+            # Usage pages: a user's answers of the last days, and everyone's.
+            models.Index(fields=["conversation", "created_at"], name="message_conversation_created"),
+            models.Index(fields=["created_at"], name="message_created"),
         ]
 
     def __str__(self) -> str:

@@ -11,7 +11,7 @@ from datetime import date, datetime, timedelta
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import connection
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Sum
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 from django.http import Http404
 from django.utils import timezone
@@ -182,8 +182,11 @@ def _search_postgres(*, user: AbstractBaseUser, terms: list[str], limit: int) ->
     start, stop = _markers()
     options = {"start_sel": start, "stop_sel": stop, "max_words": 18, "min_words": 6, "max_fragments": 2}
     # One matching message per conversation (its first), then headlines for those rows only.
+    # `conversation_id + 0` keeps the planner on the GIN index: with the plain column it
+    # would read every message of these conversations and compute their vectors.
     first_ids = (
-        matching_messages.filter(conversation_id__in=[c.pk for c in conversations])
+        matching_messages.alias(in_conversation=F("conversation_id") + 0)
+        .filter(in_conversation__in=[c.pk for c in conversations])
         .order_by("conversation_id", "id")
         .distinct("conversation_id")
         .values("id")

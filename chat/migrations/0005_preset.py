@@ -59,5 +59,13 @@ class Migration(migrations.Migration):
                 'constraints': [models.UniqueConstraint(fields=('owner', 'name'), name='one_preset_name_per_owner')],
             },
         ),
+        migrations.AddIndex(
+            model_name='message',
+            index=models.Index(fields=['conversation', 'created_at'], name='message_conversation_created'),
+        ),
+        migrations.AddIndex(
+            model_name='message',
+            index=models.Index(fields=['created_at'], name='message_created'),
+        ),
         migrations.RunPython(create_search_indexes, drop_search_indexes),
     ]
