@@ -20,7 +20,6 @@ from django.utils.safestring import SafeString, mark_safe
 
 from chat.models import Conversation, Message, Preset
 
-SIDEBAR_LIMIT = 100
 SIDEBAR_PAGE = 50
 PINNED_LIMIT = 50
 SEARCH_LIMIT = 30
@@ -39,14 +38,6 @@ def conversation_get_for_user(
         return Conversation.objects.get(uuid=conversation_uuid, owner_id=user.pk)
     except (Conversation.DoesNotExist, ValueError, TypeError):
         raise Http404("No such conversation.") from None
-
-
-def conversations_for_sidebar(*, user: AbstractBaseUser) -> QuerySet[Conversation]:
-    return (
-        Conversation.objects.filter(owner_id=user.pk)
-        .order_by("-updated_at")
-        .only("uuid", "title", "updated_at")[:SIDEBAR_LIMIT]
-    )
 
 
 @dataclass
