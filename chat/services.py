@@ -282,9 +282,26 @@ def conversation_set_pinned(*, conversation: Conversation, pinned: bool) -> Conv
 
 
 def conversation_delete(*, conversation: Conversation) -> None:
-    """Delete the conversation with its messages and attached sources (documents stay: others may use them)."""
-    logger.info("conversation %s deleted by its owner", conversation.uuid)
+    """Delete the conversation with its messages and attached sources (documents stay: others
+    may use them). Answers still being written are stopped, wherever they run."""
+    streaming = conversation.messages.filter(status=Message.Status.STREAMING).exists()
+    conversation_uuid = conversation.uuid
     conversation.delete()
+    logger.info("conversation %s deleted by its owner", conversation_uuid)
+    if streaming:
+        transaction.on_commit(lambda: _generations_stop(conversation_uuid=conversation_uuid))
+
+
+def _generations_stop(*, conversation_uuid: object) -> None:
+    from asgiref.sync import async_to_sync
+    from channels.layers import get_channel_layer
+
+    from chat.generation import control_group
+
+    try:
+        async_to_sync(get_channel_layer().group_send)(control_group(conversation_uuid), {"type": "generation.stop"})
+    except Exception:  # the conversation is gone either way; its answers end at their next save
+        logger.warning("could not stop the answers of deleted conversation %s", conversation_uuid, exc_info=True)
 
 
 @dataclass(frozen=True)

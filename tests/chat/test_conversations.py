@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from datetime import date, timedelta
 
 import pytest
@@ -315,3 +317,33 @@ def test_the_sqlite_fallback_search_finds_and_escapes(alice, bob) -> None:
     assert [h.conversation.pk for h in hits] == [conversation.pk]
     assert hits[0].title_html == "<mark>Budget</mark> &lt;b&gt;plan&lt;/b&gt;"
     assert "<mark>BUDGET</mark> &lt;script&gt;" in hits[0].snippet_html
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("close_thread_connections")
+async def test_deleting_a_conversation_stops_its_running_answer(alice, llama, fake_ollama) -> None:
+    from asgiref.sync import sync_to_async
+
+    from tests.chat.test_consumer import LLAMA, finish_generations
+    from tests.conftest import open_socket
+
+    fake_ollama.reply = lambda messages: " ".join(["word"] * 400)
+    fake_ollama.token_delay = 0.05
+    conversation = await sync_to_async(make_conversation)(alice)
+    connected, _, ws = await open_socket(conversation.uuid, user=alice)
+    assert connected
+    await ws.send({"type": "send", "content": "Talk for a long time", "models": [LLAMA]})
+    await ws.receive_until(lambda frame: frame["type"] == "delta")
+
+    started = time.monotonic()
+    await sync_to_async(conversation_delete)(conversation=conversation)
+    await finish_generations()
+    await ws.close()
+
+    assert time.monotonic() - started < 5, "the 20 s answer was stopped"
+    for _ in range(50):  # the fake notices the closed connection at its next write
+        if fake_ollama.streams_closed_by_client:
+            break
+        await asyncio.sleep(0.05)
+    assert fake_ollama.streams_closed_by_client == 1, "the upstream request was ended"
+    assert not await Message.objects.filter(conversation_id=conversation.pk).aexists()
