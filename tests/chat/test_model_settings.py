@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.contrib.auth.models import User
 from django.test import Client
 
 from chat.models import Conversation, Preset
@@ -185,3 +186,28 @@ async def test_answers_use_the_conversations_system_prompt_and_settings(alice, l
     assert request["messages"][0] == {"role": "system", "content": "Answer in French."}
     assert request["options"]["temperature"] == 0.25
     assert request["options"]["num_predict"] == 64
+
+
+def test_admins_manage_presets_in_the_admin(alice) -> None:
+    admin = User.objects.create_superuser("root", password="root-password-123")
+    preset = preset_create(owner=alice, name="Team style", model_settings=ModelSettings("x", None, None))
+    client = logged_in(admin)
+
+    listing = client.get("/admin/chat/preset/")
+    response = client.post(
+        f"/admin/chat/preset/{preset.pk}/change/",
+        {
+            "owner": alice.pk,
+            "name": "Team style",
+            "system_prompt": "x",
+            "temperature": "",
+            "max_tokens": "",
+            "shared": "on",
+        },
+    )
+
+    assert listing.status_code == 200 and "Team style" in listing.content.decode()
+    assert response.status_code == 302
+    preset.refresh_from_db()
+    assert preset.shared
+    assert "Team style (shared)" in logged_in(make_user("carol")).get("/").content.decode()
