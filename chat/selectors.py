@@ -122,7 +122,8 @@ def _markers() -> tuple[str, str]:
 
 
 def _search_terms(query: str) -> list[str]:
-    return re.findall(r"\w+", query)[:10]
+    """At most 10 words of at most 100 characters (longer words are not indexed anyway)."""
+    return [word[:100] for word in re.findall(r"\w+", query[:1000])][:10]
 
 
 def conversations_search(*, user: AbstractBaseUser, query: str, limit: int = SEARCH_LIMIT) -> list[SearchHit]:

@@ -25,6 +25,7 @@ from chat.selectors import (
 )
 from chat.services import (
     ChatError,
+    ModelSettings,
     conversation_create,
     conversation_delete,
     conversation_rename,
@@ -216,17 +217,21 @@ def _settings_target(request: HttpRequest, conversation_uuid: uuid.UUID | None) 
     return conversation_get_for_user(user=request.user, conversation_uuid=conversation_uuid)
 
 
+def _posted_settings(request: HttpRequest) -> ModelSettings:
+    return model_settings_parse(
+        system_prompt=request.POST.get("system_prompt", ""),
+        temperature=request.POST.get("temperature"),
+        max_tokens=request.POST.get("max_tokens"),
+    )
+
+
 @require_POST
 def conversation_settings_view(request: HttpRequest, conversation_uuid: uuid.UUID | None = None) -> HttpResponse:
     existing = (
         conversation_get_for_user(user=request.user, conversation_uuid=conversation_uuid) if conversation_uuid else None
     )
     try:
-        model_settings = model_settings_parse(
-            system_prompt=request.POST.get("system_prompt", ""),
-            temperature=request.POST.get("temperature"),
-            max_tokens=request.POST.get("max_tokens"),
-        )
+        model_settings = _posted_settings(request)
     except ChatError as exc:
         return _error(request, exc, existing)
     conversation = existing or _settings_target(request, None)
@@ -241,15 +246,10 @@ def preset_save_view(request: HttpRequest) -> HttpResponse:
     raw_uuid = request.POST.get("conversation", "")
     conversation = conversation_get_for_user(user=request.user, conversation_uuid=raw_uuid) if raw_uuid else None
     try:
-        model_settings = model_settings_parse(
-            system_prompt=request.POST.get("system_prompt", ""),
-            temperature=request.POST.get("temperature"),
-            max_tokens=request.POST.get("max_tokens"),
-        )
         preset = preset_create(
             owner=request.user,  # type: ignore[arg-type]
             name=request.POST.get("preset_name", ""),
-            model_settings=model_settings,
+            model_settings=_posted_settings(request),
             shared=request.POST.get("shared") == "on",
         )
     except ChatError as exc:
