@@ -13,6 +13,7 @@ from django.views.decorators.http import require_GET, require_POST
 from chat.api_keys import api_key_create, api_key_get_for_user, api_key_revoke
 from chat.models import ApiKey, Conversation
 from chat.selectors import (
+    SEARCH_LIMIT,
     UsageRow,
     active_path,
     conversation_get_for_user,
@@ -60,7 +61,8 @@ def _chat_page(request: HttpRequest, conversation: Conversation | None) -> HttpR
         "current": conversation.uuid if conversation else None,
         "sidebar": sidebar_for_user(user=request.user),  # type: ignore[arg-type]
         "query": query,
-        "hits": conversations_search(user=request.user, query=query) if query else None,  # type: ignore[arg-type]
+        "hits": conversations_search(user=request.user, query=query, limit=SEARCH_LIMIT) if query else None,  # type: ignore[arg-type]
+        "search_limit": SEARCH_LIMIT,
         "presets": list(presets_for_user(user=request.user)),  # type: ignore[arg-type]
         "notices": flash.get_messages(request),
         "messages": [m for turn in active_path(conversation.messages.all()) for m in (turn.prompt, *turn.replies)]
@@ -166,9 +168,13 @@ def _page_number(value: str) -> int:
 def sidebar(request: HttpRequest) -> HttpResponse:
     """The sidebar's list items: search results for `q`, else page `page` of the conversations."""
     query = request.GET.get("q", "").strip()
-    context: dict[str, object] = {"current": request.GET.get("current", ""), "query": query}
+    context: dict[str, object] = {
+        "current": request.GET.get("current", ""),
+        "query": query,
+        "search_limit": SEARCH_LIMIT,
+    }
     if query:
-        context["hits"] = conversations_search(user=request.user, query=query)  # type: ignore[arg-type]
+        context["hits"] = conversations_search(user=request.user, query=query, limit=SEARCH_LIMIT)  # type: ignore[arg-type]
         return render(request, "chat/_search_results.html", context)
     page = _page_number(request.GET.get("page", "1"))
     context["sidebar"] = sidebar_for_user(user=request.user, page=page)  # type: ignore[arg-type]

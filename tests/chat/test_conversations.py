@@ -233,6 +233,17 @@ def test_search_with_only_punctuation_or_tsquery_syntax_is_safe(alice) -> None:
     assert [h.conversation.title for h in conversations_search(user=alice, query="rust & | ! :*")] == ["C++ & Rust"]
 
 
+def test_search_says_when_only_the_most_recent_matches_are_shown(alice, monkeypatch) -> None:
+    monkeypatch.setattr("chat.views.SEARCH_LIMIT", 2)
+    for index in range(3):
+        make_conversation(alice, title=f"Recipe {index}")
+
+    page = logged_in(alice).get("/conversations/?q=recipe").content.decode()
+
+    assert page.count('class="conversation-item') == 2
+    assert "The 2 most recent matches are shown" in page
+
+
 def test_search_page_shows_a_clear_empty_result(alice) -> None:
     response = logged_in(alice).get("/conversations/?q=nothinglikethis")
 
