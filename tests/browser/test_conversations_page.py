@@ -214,3 +214,16 @@ def test_settings_panel_sets_the_system_prompt_and_temperature_for_answers(
     page.click("#preset-save")
     page.locator(".flash").filter(has_text="Preset “Pirate” saved").wait_for()
     assert page.locator("#preset option").all_text_contents() == ["Pirate"]
+
+
+def test_show_more_loads_the_next_page_of_the_sidebar(alice, page) -> None:
+    Conversation.objects.bulk_create(Conversation(owner=alice, title=f"Chat number {i}") for i in range(55))
+    log_in(page, "alice", "alice-password-123")
+    items = page.locator("#conversation-list .conversation-item")
+    assert items.count() == 50
+
+    page.click("#conversation-list .sidebar-more button")
+
+    page.wait_for_function("document.querySelectorAll('#conversation-list .conversation-item').length === 55")
+    assert page.locator("#conversation-list .sidebar-more").count() == 0
+    assert page.locator("#conversation-list .group-label").all_inner_texts() == ["TODAY"]
