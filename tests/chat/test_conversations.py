@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from datetime import date, timedelta
 
@@ -358,3 +359,15 @@ async def test_deleting_a_conversation_stops_its_running_answer(alice, llama, fa
         await asyncio.sleep(0.05)
     assert fake_ollama.streams_closed_by_client == 1, "the upstream request was ended"
     assert not await Message.objects.filter(conversation_id=conversation.pk).aexists()
+
+
+def test_the_chat_page_has_no_inline_script_or_handlers(alice) -> None:
+    """A strict Content-Security-Policy must not break the sidebar and the settings panel."""
+    conversation = make_conversation(alice, title="x", pinned=True)
+    make_conversation(alice, title="y")
+
+    for url in ("/", conversation.get_absolute_url(), "/conversations/", "/conversations/?q=x", "/usage/"):
+        page = logged_in(alice).get(url).content.decode()
+        assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", page), url
+        assert not re.search(r"\son[a-z]+\s*=", page), url
+        assert " style=" not in page, url
