@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from chat.models import ApiKey, Conversation, Message, UserLimits
+from chat.models import ApiKey, Conversation, Message, Preset, UserLimits
 
 
 class MessageInline(admin.TabularInline):
@@ -53,3 +53,14 @@ class UserLimitsAdmin(admin.ModelAdmin):
     list_display = ["user", "requests_per_minute", "tokens_per_day", "concurrent_generations", "max_prompt_chars"]
     search_fields = ["user__username"]
     autocomplete_fields = ["user"]
+
+
+@admin.register(Preset)
+class PresetAdmin(admin.ModelAdmin):
+    """Presets marked shared are offered to every user in the chat's settings panel."""
+
+    list_display = ["name", "owner", "shared", "temperature", "max_tokens", "updated_at"]
+    list_filter = ["shared"]
+    search_fields = ["name", "owner__username", "system_prompt"]
+    autocomplete_fields = ["owner"]
+    readonly_fields = ["uuid", "created_at", "updated_at"]

@@ -55,6 +55,7 @@ class _Context:
     history: list[ChatMessage]
     citations: list[dict[str, Any]]
     notice: str
+    options: ChatOptions
 
 
 # Tokens kept free for the answer when sizing the passages of sources.
@@ -78,6 +79,11 @@ def _load_context(message_id: int) -> _Context:
         history=history,
         citations=grounding.citations,
         notice=grounding.notice,
+        options=ChatOptions(
+            context_length=message.model.context_length,
+            temperature=message.conversation.temperature,
+            max_tokens=message.conversation.max_tokens,
+        ),
     )
 
 
@@ -161,8 +167,7 @@ class Generation:
         context = await _load_context(self.message_id)
         self.citations, self.notice = context.citations, context.notice
         client = provider_client(context.model.provider)
-        options = ChatOptions(context_length=context.model.context_length)
-        chunks = client.stream_chat(model=context.model.name, messages=context.history, options=options)
+        chunks = client.stream_chat(model=context.model.name, messages=context.history, options=context.options)
         loop = asyncio.get_running_loop()
         interval = settings.CHAT_DELTA_INTERVAL
         usage: dict[str, Any] = {}

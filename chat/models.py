@@ -3,6 +3,7 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from models_registry.models import LLMModel
@@ -87,6 +88,9 @@ class Message(models.Model):
         indexes = [
             models.Index(fields=["conversation", "status"], name="message_conversation_status"),
             models.Index(fields=["parent", "role", "column"], name="message_siblings"),
+            # Usage pages: a user's answers of the last days, and everyone's.
+            models.Index(fields=["conversation", "created_at"], name="message_conversation_created"),
+            models.Index(fields=["created_at"], name="message_created"),
         ]
 
     def __str__(self) -> str:
@@ -95,6 +99,29 @@ class Message(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status != self.Status.STREAMING
+
+
+class Preset(models.Model):
+    """A reusable system prompt with model settings. A shared preset (set by staff) is offered to everyone."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="presets")
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    name = models.CharField(max_length=100)
+    system_prompt = models.TextField(blank=True)
+    temperature = models.FloatField(null=True, blank=True, validators=[MinValueValidator(0), MaxValueValidator(2)])
+    max_tokens = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(131_072)]
+    )
+    shared = models.BooleanField(default=False, help_text="Offered to every user (only staff may share).")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["owner", "name"], name="one_preset_name_per_owner")]
+
+    def __str__(self) -> str:
+        return self.name
 
 
 class ApiKey(models.Model):

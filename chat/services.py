@@ -11,7 +11,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
-from chat.models import Conversation, Message
+from chat.models import Conversation, Message, Preset
 from chat.rendering import markdown_to_safe_html
 from chat.selectors import active_path
 from models_registry.models import LLMModel
@@ -20,6 +20,11 @@ from models_registry.providers.base import ChatMessage
 logger = logging.getLogger(__name__)
 
 TITLE_LENGTH = 60
+TITLE_MAX_LENGTH = 200
+TEMPERATURE_RANGE = (0.0, 2.0)
+MAX_TOKENS_RANGE = (1, 131_072)
+SYSTEM_PROMPT_MAX_CHARS = 20_000
+PRESET_NAME_MAX_LENGTH = 100
 # A streaming answer whose row has not been touched for this long lost its server.
 STALE_AFTER = timedelta(seconds=60)
 
@@ -253,3 +258,136 @@ def api_exchange_save(
             latency_ms=latency_ms,
         )
     return conversation
+
+
+# Conversation management: rename, pin, delete, settings. None of these moves the
+# conversation in the sidebar (only new messages do), so they leave `updated_at` alone.
+
+
+def conversation_rename(*, conversation: Conversation, title: str) -> Conversation:
+    title = " ".join(title.split())
+    if not title:
+        raise ChatError("empty_title", "A title cannot be empty.")
+    if len(title) > TITLE_MAX_LENGTH:
+        raise ChatError("title_too_long", f"A title has at most {TITLE_MAX_LENGTH} characters.")
+    Conversation.objects.filter(pk=conversation.pk).update(title=title)
+    conversation.title = title
+    return conversation
+
+
+def conversation_set_pinned(*, conversation: Conversation, pinned: bool) -> Conversation:
+    Conversation.objects.filter(pk=conversation.pk).update(pinned=pinned)
+    conversation.pinned = pinned
+    return conversation
+
+
+def conversation_delete(*, conversation: Conversation) -> None:
+    """Delete the conversation with its messages and attached sources (documents stay: others
+    may use them). Answers still being written are stopped, wherever they run."""
+    streaming = conversation.messages.filter(status=Message.Status.STREAMING).exists()
+    conversation_uuid = conversation.uuid
+    conversation.delete()
+    logger.info("conversation %s deleted by its owner", conversation_uuid)
+    if streaming:
+        transaction.on_commit(lambda: _generations_stop(conversation_uuid=conversation_uuid))
+
+
+def _generations_stop(*, conversation_uuid: object) -> None:
+    from asgiref.sync import async_to_sync
+    from channels.layers import get_channel_layer
+
+    from chat.generation import control_group
+
+    try:
+        async_to_sync(get_channel_layer().group_send)(control_group(conversation_uuid), {"type": "generation.stop"})
+    except Exception:  # the conversation is gone either way; its answers end at their next save
+        logger.warning("could not stop the answers of deleted conversation %s", conversation_uuid, exc_info=True)
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    system_prompt: str
+    temperature: float | None
+    max_tokens: int | None
+
+
+def model_settings_parse(*, system_prompt: str, temperature: str | None, max_tokens: str | None) -> ModelSettings:
+    """Settings typed into a form: blank temperature or max tokens mean the model's own default."""
+    system_prompt = (system_prompt or "").strip()
+    if len(system_prompt) > SYSTEM_PROMPT_MAX_CHARS:
+        raise ChatError(
+            "system_prompt_too_long", f"The system prompt has at most {SYSTEM_PROMPT_MAX_CHARS:,} characters."
+        )
+    low, high = TEMPERATURE_RANGE
+    parsed_temperature: float | None = None
+    if temperature is not None and temperature.strip():
+        try:
+            parsed_temperature = float(temperature.strip().replace(",", "."))
+        except ValueError:
+            raise ChatError("bad_temperature", f"Temperature must be a number from {low:g} to {high:g}.") from None
+        if not low <= parsed_temperature <= high:  # NaN fails this too
+            raise ChatError("bad_temperature", f"Temperature must be a number from {low:g} to {high:g}.")
+    low_tokens, high_tokens = MAX_TOKENS_RANGE
+    parsed_max_tokens: int | None = None
+    if max_tokens is not None and max_tokens.strip():
+        try:
+            parsed_max_tokens = int(max_tokens.strip())
+        except ValueError:
+            raise ChatError(
+                "bad_max_tokens", f"Max tokens must be a whole number from {low_tokens} to {high_tokens:,}."
+            ) from None
+        if not low_tokens <= parsed_max_tokens <= high_tokens:
+            raise ChatError(
+                "bad_max_tokens", f"Max tokens must be a whole number from {low_tokens} to {high_tokens:,}."
+            )
+    return ModelSettings(system_prompt, parsed_temperature, parsed_max_tokens)
+
+
+def conversation_settings_update(*, conversation: Conversation, model_settings: ModelSettings) -> Conversation:
+    """Takes effect from the next answer; earlier answers keep what they were written with."""
+    conversation.system_prompt = model_settings.system_prompt
+    conversation.temperature = model_settings.temperature
+    conversation.max_tokens = model_settings.max_tokens
+    Conversation.objects.filter(pk=conversation.pk).update(
+        system_prompt=conversation.system_prompt,
+        temperature=conversation.temperature,
+        max_tokens=conversation.max_tokens,
+    )
+    return conversation
+
+
+def preset_create(*, owner: AbstractBaseUser, name: str, model_settings: ModelSettings, shared: bool = False) -> Preset:
+    """Save settings under a name; saving an existing name of the owner replaces it.
+    Only staff may share a preset with everyone."""
+    name = " ".join(name.split())
+    if not name:
+        raise ChatError("empty_name", "Give the preset a name.")
+    if len(name) > PRESET_NAME_MAX_LENGTH:
+        raise ChatError("name_too_long", f"A preset name has at most {PRESET_NAME_MAX_LENGTH} characters.")
+    if shared and not owner.is_staff:
+        raise ChatError("not_allowed", "Only administrators can share presets with everyone.")
+    preset, _ = Preset.objects.update_or_create(
+        owner=owner,
+        name=name,
+        defaults={
+            "system_prompt": model_settings.system_prompt,
+            "temperature": model_settings.temperature,
+            "max_tokens": model_settings.max_tokens,
+            "shared": shared,
+        },
+    )
+    return preset
+
+
+def preset_apply(*, conversation: Conversation, preset: Preset) -> Conversation:
+    return conversation_settings_update(
+        conversation=conversation,
+        model_settings=ModelSettings(preset.system_prompt, preset.temperature, preset.max_tokens),
+    )
+
+
+def preset_delete(*, preset: Preset, user: AbstractBaseUser) -> None:
+    """Owners delete their presets; a shared preset of someone else is only deleted by staff."""
+    if preset.owner_id != user.pk and not user.is_staff:
+        raise ChatError("not_allowed", "This preset is shared by an administrator; only they can delete it.")
+    preset.delete()

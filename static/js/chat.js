@@ -199,18 +199,7 @@ function sendSync() {
 function updateConversation(conversation) {
   titleEl.textContent = conversation.title;
   document.title = `${conversation.title} · Multi-LLM Chat`;
-  const list = document.getElementById("conversation-list");
-  list.querySelector(".empty")?.remove();
-  let item = list.querySelector(`[data-conversation-id="${conversation.id}"]`);
-  if (!item) {
-    item = document.createElement("li");
-    item.dataset.conversationId = conversation.id;
-    item.appendChild(document.createElement("a")).href = `/c/${conversation.id}/`;
-  }
-  item.querySelector("a").textContent = conversation.title;
-  list.querySelectorAll(".current").forEach((el) => el.classList.remove("current"));
-  item.classList.add("current");
-  list.prepend(item);
+  refreshSidebar(); // the conversation moves to the top, under Today
 }
 
 function onFrame(frame) {
@@ -365,6 +354,140 @@ if (form) {
   stopButton.addEventListener("click", () => {
     const streaming = messagesEl.querySelector('[data-status="streaming"]');
     if (streaming && socket?.readyState === WebSocket.OPEN) send({ type: "stop", message: Number(streaming.dataset.messageId) });
+  });
+}
+
+// ---- The sidebar: search, show more, rename, pin, delete --------------------------------
+// The list items are rendered by the server (chat/_sidebar.html, chat/_search_results.html);
+// these functions fetch them and post the small forms each item carries.
+
+const sidebarList = document.getElementById("conversation-list");
+const searchInput = document.getElementById("conversation-search");
+let sidebarRequest = 0;
+
+async function loadSidebar(params, append = false) {
+  const request = ++sidebarRequest;
+  const url = new URL(sidebarList.dataset.sidebarUrl, location.origin);
+  for (const [key, value] of Object.entries(params)) url.searchParams.set(key, value);
+  url.searchParams.set("current", conversationId);
+  const response = await fetch(url, { credentials: "same-origin" });
+  if (!response.ok || request !== sidebarRequest) return;
+  const template = document.createElement("template");
+  template.innerHTML = await response.text(); // escaped by the server's templates
+  if (!append) {
+    sidebarList.replaceChildren(template.content);
+    return;
+  }
+  sidebarList.querySelector(".sidebar-more")?.remove();
+  const labels = sidebarList.querySelectorAll(".group-label");
+  const first = template.content.firstElementChild;
+  if (first?.classList.contains("group-label") && labels.length && labels[labels.length - 1].dataset.group === first.dataset.group) {
+    first.remove(); // the group goes on from the previous page
+  }
+  sidebarList.append(template.content);
+}
+
+function refreshSidebar() {
+  const query = searchInput?.value.trim() || "";
+  return loadSidebar(query ? { q: query } : { page: 1 });
+}
+
+async function postForm(url, body) {
+  const response = await fetch(url, {
+    method: "POST", body, credentials: "same-origin",
+    headers: { "X-CSRFToken": csrfToken(), Accept: "application/json" },
+  });
+  const data = await response.json().catch(() => ({}));
+  if (!response.ok) throw new Error(data.error?.detail || `HTTP ${response.status}`);
+  return data;
+}
+
+function startRename(item) {
+  const form = item.querySelector(".rename-form");
+  const input = form.elements.title;
+  input.value = item.querySelector(".conversation-link").textContent;
+  item.classList.add("renaming");
+  form.hidden = false;
+  input.focus();
+  input.select();
+}
+
+function endRename(item) {
+  item.classList.remove("renaming");
+  item.querySelector(".rename-form").hidden = true;
+}
+
+async function saveRename(item) {
+  const form = item.querySelector(".rename-form");
+  const link = item.querySelector(".conversation-link");
+  if (form.hidden) return;
+  const title = form.elements.title.value.trim();
+  endRename(item);
+  if (!title || title === link.textContent) return;
+  try {
+    const data = await postForm(form.action, new FormData(form));
+    link.textContent = data.title;
+    if (item.dataset.conversationId === conversationId) {
+      titleEl.textContent = data.title;
+      document.title = `${data.title} · Multi-LLM Chat`;
+    }
+  } catch (error) {
+    window.alert(`Could not rename: ${error.message}`);
+  }
+}
+
+async function deleteConversation(item, link) {
+  const title = item.querySelector(".conversation-link").textContent;
+  if (!window.confirm(`Delete “${title}”? Its messages and sources are deleted for good.`)) return;
+  try {
+    await postForm(link.href, null); // an empty multipart body is not valid
+  } catch (error) {
+    window.alert(`Could not delete: ${error.message}`);
+    return;
+  }
+  if (item.dataset.conversationId === conversationId) location.assign("/");
+  else refreshSidebar();
+}
+
+if (sidebarList) {
+  let searchTimer = null;
+  searchInput?.addEventListener("input", () => {
+    clearTimeout(searchTimer);
+    searchTimer = setTimeout(refreshSidebar, 200);
+  });
+  document.getElementById("sidebar-search")?.addEventListener("submit", (event) => {
+    event.preventDefault();
+    clearTimeout(searchTimer);
+    refreshSidebar();
+  });
+  sidebarList.addEventListener("click", (event) => {
+    const item = event.target.closest(".conversation-item");
+    const more = event.target.closest(".sidebar-more button");
+    if (more) loadSidebar({ page: more.dataset.page }, true);
+    else if (item && event.target.closest(".rename")) startRename(item);
+    else if (item && event.target.closest(".delete")) {
+      event.preventDefault();
+      deleteConversation(item, event.target.closest(".delete"));
+    }
+  });
+  sidebarList.addEventListener("submit", async (event) => {
+    const item = event.target.closest(".conversation-item");
+    if (!item) return;
+    event.preventDefault();
+    if (event.target.classList.contains("rename-form")) {
+      saveRename(item);
+    } else if (event.target.classList.contains("pin-form")) {
+      await postForm(event.target.action, new FormData(event.target)).catch((error) => window.alert(error.message));
+      refreshSidebar();
+    }
+  });
+  sidebarList.addEventListener("keydown", (event) => {
+    const item = event.target.closest(".renaming");
+    if (item && event.key === "Escape") endRename(item);
+  });
+  sidebarList.addEventListener("focusout", (event) => {
+    const item = event.target.closest(".renaming");
+    if (item && event.target.name === "title") saveRename(item);
   });
 }
 
