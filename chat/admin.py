@@ -5,8 +5,15 @@ from chat.models import ApiKey, Conversation, Message, Preset, UserLimits
 
 class MessageInline(admin.TabularInline):
     model = Message
-    fields = ["role", "model_label", "status", "content", "prompt_tokens", "completion_tokens", "latency_ms"]
-    readonly_fields = fields
+    fields = readonly_fields = (
+        "role",
+        "model_label",
+        "status",
+        "content",
+        "prompt_tokens",
+        "completion_tokens",
+        "latency_ms",
+    )
     extra = 0
     can_delete = False
 

@@ -12,7 +12,7 @@ import json
 import math
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeGuard
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
@@ -183,7 +183,7 @@ def _fail(where: str, what: str) -> ConversationImportError:
     return ConversationImportError(f"{where}: {what}")
 
 
-def _is_int(value: Any) -> bool:
+def _is_int(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 

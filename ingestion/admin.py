@@ -25,8 +25,7 @@ class SourceAdmin(admin.ModelAdmin):
 
 class ChunkInline(admin.TabularInline):
     model = Chunk
-    fields = ["index", "page", "row_start", "row_end", "token_count", "text"]
-    readonly_fields = fields
+    fields = readonly_fields = ("index", "page", "row_start", "row_end", "token_count", "text")
     extra = 0
     can_delete = False
     show_change_link = False

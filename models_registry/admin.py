@@ -49,7 +49,7 @@ class ProviderForm(forms.ModelForm):
         return "\n".join(urls)
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        data = super().clean() or {}
         kind = data.get("kind")
         if kind == Provider.Kind.AZURE_OPENAI:
             if not data.get("api_version"):

@@ -11,6 +11,11 @@ HEALTHCHECK runs beside, so one image checks whichever process it runs:
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from celery import Celery
+
 import os
 import socket
 import sys
@@ -42,7 +47,7 @@ def check_web() -> str:
     return f"{url} ok"
 
 
-def _celery_app():  # type: ignore[no-untyped-def]
+def _celery_app() -> Celery:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "multillm.settings")
     import django
 
