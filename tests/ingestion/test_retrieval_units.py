@@ -60,11 +60,9 @@ def test_the_embedded_store_takes_searches_while_it_is_written(tmp_path) -> None
     import random
     import threading
 
-    from qdrant_client import QdrantClient
+    from ingestion.vectorstore import EdgeVectorStore
 
-    from ingestion.vectorstore import VectorStore
-
-    store = VectorStore(QdrantClient(path=str(tmp_path / "qdrant")))
+    store = EdgeVectorStore(tmp_path / "qdrant-edge")
     errors: list[Exception] = []
 
     def vector() -> list[float]:
@@ -83,6 +81,6 @@ def test_the_embedded_store_takes_searches_while_it_is_written(tmp_path) -> None
         except Exception as exc:  # the bug this guards against raised ValueError / IndexError
             errors.append(exc)
     writer.join()
-    store.client.close()
+    store.close()
 
     assert errors == []
