@@ -111,7 +111,10 @@ class ServerVectorStore(VectorStore):
 
     def _document_filter(self, document_ids: list[int]) -> Any:
         models = self.models
-        match = models.MatchValue(value=document_ids[0]) if len(document_ids) == 1 else models.MatchAny(any=document_ids)
+        if len(document_ids) == 1:
+            match: Any = models.MatchValue(value=document_ids[0])
+        else:
+            match = models.MatchAny(any=document_ids)
         return models.Filter(must=[models.FieldCondition(key="document_id", match=match)])
 
     def ensure_collection(self, model_id: str, dimensions: int) -> str:
