@@ -193,11 +193,13 @@ class EdgeVectorStore(VectorStore):
     points of the attached documents.
     """
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, legacy_path: Path | None = None) -> None:
+        """`legacy_path`: a qdrant-client local-mode store whose collections are copied into new shards."""
         import qdrant_edge
 
         self.qe = qdrant_edge
         self.root = root
+        self.legacy_path = legacy_path
         self.root.mkdir(parents=True, exist_ok=True)
         self._lock_file = self._acquire(root / ".lock")
         self._shards: dict[str, Any] = {}
@@ -238,6 +240,8 @@ class EdgeVectorStore(VectorStore):
                 return shard
             path = self.root / name
             try:
+                if dimensions is None and self._legacy_collection(name) is not None:
+                    dimensions = int(name.rsplit("-", 1)[1])  # collection names end with the dimensions
                 if (path / "edge_config.json").exists():
                     shard = qe.EdgeShard.load(str(path))
                 elif dimensions is None:
@@ -245,6 +249,7 @@ class EdgeVectorStore(VectorStore):
                 else:
                     config = qe.EdgeConfig(vectors=qe.EdgeVectorParams(size=dimensions, distance=qe.Distance.Cosine))
                     shard = qe.EdgeShard.create(str(path), config)
+                    self._import_legacy(name, shard)
                 if "document_id" not in shard.info().payload_schema:
                     index = qe.IntegerIndexParams(lookup=True, range=False)
                     shard.update(qe.UpdateOperation.create_field_index("document_id", index))
@@ -253,9 +258,49 @@ class EdgeVectorStore(VectorStore):
             self._shards[name] = shard
             return shard
 
+    def _import_legacy(self, name: str, shard: Any) -> None:
+        """Copy a collection of the store this app used before Qdrant Edge (qdrant-client local
+        mode under VAR_DIR/qdrant), so documents ingested then keep their vectors."""
+        if self._legacy_collection(name) is None:
+            return
+        from qdrant_client import QdrantClient
+
+        qe = self.qe
+        client = QdrantClient(path=str(self.legacy_path))
+        copied, offset = 0, None
+        try:
+            while True:
+                records, offset = client.scroll(name, limit=UPSERT_BATCH, offset=offset, with_vectors=True,
+                                                with_payload=True)  # fmt: skip
+                points = [qe.Point(str(r.id), list(r.vector), dict(r.payload or {})) for r in records]  # type: ignore[arg-type]
+                if points:
+                    shard.update(qe.UpdateOperation.upsert_points(points))
+                copied += len(points)
+                if offset is None:
+                    break
+        finally:
+            client.close()
+        shard.flush()
+        logger.info("copied %s vectors of %s from the local-mode store %s", copied, name, self.legacy_path)
+
+    def _legacy_collection(self, name: str) -> Path | None:
+        if self.legacy_path is None:
+            return None
+        path = self.legacy_path / "collection" / name
+        return path if path.is_dir() else None
+
     def _collections(self) -> list[str]:
         prefix = f"{settings.QDRANT_COLLECTION}-"
-        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and p.name.startswith(prefix))
+        roots = [self.root, *([self.legacy_path / "collection"] if self.legacy_path else [])]
+        return sorted(
+            {
+                p.name
+                for root in roots
+                if root.is_dir()
+                for p in root.iterdir()
+                if p.is_dir() and p.name.startswith(prefix)
+            }
+        )
 
     def upsert(
         self, *, model_id: str, document_id: int, content_hash: str, vectors: list[list[float]], start_index: int = 0
@@ -338,7 +383,7 @@ def vector_store() -> VectorStore:
             raise VectorStoreUnavailable(f"The vector store cannot be opened: {exc}") from exc
         store = ServerVectorStore(client)
     else:
-        store = EdgeVectorStore(edge_store_path())
+        store = EdgeVectorStore(edge_store_path(), legacy_path=Path(settings.VAR_DIR) / "qdrant")
     # Close before the interpreter tears modules down (the embedded store flushes on close).
     atexit.register(store.close)
     return store

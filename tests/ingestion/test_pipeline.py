@@ -301,5 +301,5 @@ def test_uploads_over_the_size_cap_are_refused_by_the_server(alice, settings) ->
 
     response = client.post(f"/c/{conversation.uuid}/sources/", {"file": SimpleUploadedFile("big.txt", b"x" * 5000)})
 
-    assert response.status_code == 400 and response.json()["error"]["code"] == "too_large"
+    assert response.status_code == 413 and response.json()["error"]["code"] == "too_large"
     assert not Source.objects.exists()

@@ -153,3 +153,19 @@ def test_edge_store_keeps_vectors_written_just_before_the_process_was_killed(tmp
         assert store.count(model_id=MODEL, dimensions=3, document_id=7) == 300
     finally:
         store.close()
+
+
+def test_edge_store_takes_over_the_vectors_of_the_local_mode_store_it_replaced(tmp_path: Path) -> None:
+    before = open_server(tmp_path)  # qdrant-client local mode under VAR_DIR/qdrant, as before Qdrant Edge
+    upsert(before, 1, [unit(1, 0, 0), unit(0, 1, 0)])
+    upsert(before, 2, [unit(0, 0, 1)])
+    before.close()
+
+    store = EdgeVectorStore(tmp_path / "qdrant-edge", legacy_path=tmp_path / "qdrant")
+    try:
+        assert store.count(model_id=MODEL, dimensions=3) == 3
+        assert found(store, unit(0, 1, 0), [1]) == [(1, 1), (1, 0)]
+        upsert(store, 1, [unit(1, 0, 0), unit(0, 1, 0)])  # the same deterministic ids: nothing added
+        assert store.count(model_id=MODEL, dimensions=3) == 3
+    finally:
+        store.close()
