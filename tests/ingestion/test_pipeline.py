@@ -14,7 +14,7 @@ from ingestion.retrieval import retrieve
 from ingestion.services import source_ingest
 from ingestion.vectorstore import vector_store
 from tests.conftest import make_conversation, open_socket
-from tests.fakes.web import ARTICLE_FACT, ARTICLE_NOISE, PDF_PAGE2_FACT
+from tests.fakes.web import ARTICLE_FACT, ARTICLE_NOISE, ARTICLE_TITLE, CSV_FACT_ROW, PDF_PAGE2_FACT
 from tests.fakes.web import Document as WebDocument
 
 
@@ -248,6 +248,55 @@ async def test_answers_are_grounded_in_attached_sources_with_citations(alice, bo
     assert done["citations"] == []
     assert all(m["role"] != "system" for m in fake_ollama.chat_requests[-1]["messages"])
     await bob_ws.close()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("close_thread_connections")
+async def test_a_page_a_pdf_and_a_csv_answer_questions_with_correct_citations_and_reattach_at_once(
+    alice, bob, llama, fake_ollama, web
+) -> None:
+    """The issue's "done when": each question's answer comes from the right source and place."""
+    conversation = await sync_to_async(make_conversation)(alice)
+    for path in ("/article.html", "/report.pdf", "/data.csv"):
+        source = await sync_to_async(ingest)(alice, web.url(path), conversation)
+        assert source.status == "ready", source.error
+    _, _, ws = await open_socket(conversation.uuid, user=alice)
+    questions = [
+        ("When was the Zephyr lighthouse on Corvel Island first lit?", "/article.html", "14 March 1887"),
+        ("What tidal range did the Marlow Institute measure?", "/report.pdf", PDF_PAGE2_FACT),
+        ("How many people live in Quillon?", "/data.csv", ",".join(CSV_FACT_ROW).replace(",", " | ")),
+    ]
+
+    for question, path, needle in questions:
+        await ws.send({"type": "send", "content": question, "models": ["ollama/llama3.2:1b"]})
+        done = (await ws.receive_until(lambda f: f["type"] == "message.done"))[-1]
+
+        assert needle in fake_ollama.chat_requests[-1]["messages"][0]["content"]
+        cited = [c for c in done["citations"] if c["url"].endswith(path) and needle in c["excerpt"]]
+        assert cited, [(c["url"], c["excerpt"][:80]) for c in done["citations"]]
+        citation = cited[0]
+        if path == "/article.html":
+            assert citation["title"].startswith(ARTICLE_TITLE) and citation["page"] is None and citation["rows"] is None
+        elif path == "/report.pdf":
+            assert citation["page"] == 2 and citation["rows"] is None
+        else:
+            assert citation["rows"][0] <= 31 <= citation["rows"][1] and citation["page"] is None
+            assert citation["excerpt"].startswith("city | country | population")  # the header is repeated
+    await ws.close()
+
+    # Bob attaches the same three addresses: conditional requests only, no new document or vector.
+    await sync_to_async(reattach_is_instant)(bob, web, ["/article.html", "/report.pdf", "/data.csv"])
+
+
+def reattach_is_instant(user, web, paths: list[str]) -> None:
+    full_bodies, documents, chunks = sum(web.full_bodies.values()), Document.objects.count(), Chunk.objects.count()
+    conversation = make_conversation(user)
+    for path in paths:
+        source = ingest(user, web.url(path), conversation)
+        assert source.status == "ready", source.error
+        assert vector_count(source.document) == source.document.chunk_count
+    assert sum(web.full_bodies.values()) == full_bodies
+    assert (Document.objects.count(), Chunk.objects.count()) == (documents, chunks)
 
 
 @pytest.mark.django_db
