@@ -97,6 +97,10 @@ class VectorStore:
     def close(self) -> None:
         raise NotImplementedError
 
+    def check(self) -> None:
+        """Raise when the store cannot serve searches now (for /readyz)."""
+        raise NotImplementedError
+
 
 class ServerVectorStore(VectorStore):
     """A Qdrant server through qdrant-client (any QdrantClient speaks the same API)."""
@@ -182,6 +186,9 @@ class ServerVectorStore(VectorStore):
 
     def close(self) -> None:
         self.client.close()
+
+    def check(self) -> None:
+        self.client.get_collections()
 
 
 class EdgeVectorStore(VectorStore):
@@ -352,6 +359,10 @@ class EdgeVectorStore(VectorStore):
         request = qe.CountRequest(exact=True, filter=self._filter([document_id]) if document_id is not None else None)
         with self._lock:
             return shard.count(request)
+
+    def check(self) -> None:
+        if self._lock_file is None or not self.root.is_dir():
+            raise VectorStoreUnavailable(f"The embedded vector store under {self.root} is closed or gone.")
 
     def close(self) -> None:
         """Flush and close every shard, then let another process open the store."""

@@ -3,6 +3,7 @@
 import asyncio
 import logging
 
+from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.contrib.auth.decorators import login_not_required
@@ -28,6 +29,12 @@ def _check_database() -> None:
         cursor.fetchone()
 
 
+def _check_vector_store() -> None:
+    from ingestion.vectorstore import vector_store
+
+    vector_store().check()
+
+
 async def _check_channel_layer() -> None:
     layer = get_channel_layer()
     channel = await layer.new_channel("readyz.")
@@ -44,6 +51,7 @@ async def readyz(request: HttpRequest) -> JsonResponse:
     checks = {
         "database": database_sync_to_async(_check_database),
         "channel_layer": _check_channel_layer,
+        "vector_store": sync_to_async(_check_vector_store, thread_sensitive=False),
     }
     results: dict[str, str] = {}
     for name, check in checks.items():
