@@ -37,6 +37,7 @@ logger = logging.getLogger(__name__)
 POINT_NAMESPACE = uuid.UUID("5b0f7a52-3c4e-4f0e-9d43-6a1c8f0e2b71")
 UPSERT_BATCH = 256
 EDGE_DIRECTORY = "qdrant-edge"
+LEGACY_COPIED = ".copied-from-local-mode"
 
 
 class VectorStoreUnavailable(Exception):
@@ -256,7 +257,7 @@ class EdgeVectorStore(VectorStore):
                 else:
                     config = qe.EdgeConfig(vectors=qe.EdgeVectorParams(size=dimensions, distance=qe.Distance.Cosine))
                     shard = qe.EdgeShard.create(str(path), config)
-                    self._import_legacy(name, shard)
+                self._import_legacy(name, shard)
                 if "document_id" not in shard.info().payload_schema:
                     index = qe.IntegerIndexParams(lookup=True, range=False)
                     shard.update(qe.UpdateOperation.create_field_index("document_id", index))
@@ -268,7 +269,8 @@ class EdgeVectorStore(VectorStore):
     def _import_legacy(self, name: str, shard: Any) -> None:
         """Copy a collection of the store this app used before Qdrant Edge (qdrant-client local
         mode under VAR_DIR/qdrant), so documents ingested then keep their vectors."""
-        if self._legacy_collection(name) is None:
+        done = self.root / name / LEGACY_COPIED
+        if self._legacy_collection(name) is None or done.exists():
             return
         from qdrant_client import QdrantClient
 
@@ -288,6 +290,7 @@ class EdgeVectorStore(VectorStore):
         finally:
             client.close()
         shard.flush()
+        done.touch()  # only now: a copy cut short by a crash runs again (upserts of the same ids)
         logger.info("copied %s vectors of %s from the local-mode store %s", copied, name, self.legacy_path)
 
     def _legacy_collection(self, name: str) -> Path | None:

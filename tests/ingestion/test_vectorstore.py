@@ -167,5 +167,12 @@ def test_edge_store_takes_over_the_vectors_of_the_local_mode_store_it_replaced(t
         assert found(store, unit(0, 1, 0), [1]) == [(1, 1), (1, 0)]
         upsert(store, 1, [unit(1, 0, 0), unit(0, 1, 0)])  # the same deterministic ids: nothing added
         assert store.count(model_id=MODEL, dimensions=3) == 3
+        store.delete_document(document_id=2)
     finally:
         store.close()
+
+    again = EdgeVectorStore(tmp_path / "qdrant-edge", legacy_path=tmp_path / "qdrant")
+    try:
+        assert again.count(model_id=MODEL, dimensions=3) == 2, "copied once: the deleted document stays deleted"
+    finally:
+        again.close()
