@@ -46,6 +46,7 @@ from chat.transfer import (
 )
 from ingestion.selectors import source_get_for_user, sources_for_conversation
 from ingestion.services import SourceError, source_as_frame, source_attach_file, source_attach_url, source_remove
+from ingestion.uploads import upload_too_large_message, upload_was_refused
 from models_registry.selectors import models_usable_by
 
 
@@ -121,6 +122,8 @@ def source_attach(request: HttpRequest, conversation_uuid: uuid.UUID) -> JsonRes
     """Attach a URL or an uploaded file to the conversation; its progress arrives over the websocket."""
     conversation = conversation_get_for_user(user=request.user, conversation_uuid=conversation_uuid)
     upload = request.FILES.get("file")
+    if upload_was_refused(request):  # over the cap: the body was not kept (ingestion/uploads.py)
+        return JsonResponse({"error": {"code": "too_large", "detail": upload_too_large_message()}}, status=413)
     try:
         if upload is not None:
             source = source_attach_file(owner=request.user, conversation=conversation, upload=upload)  # type: ignore[arg-type]

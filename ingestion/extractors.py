@@ -7,6 +7,7 @@ page it came from, the CSV rows it holds. Every failure a user could act on is a
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import logging
@@ -107,8 +108,11 @@ def extract(body: bytes, content_type: str, *, source_name: str, charset: str = 
 
 
 def _decode(body: bytes, charset: str) -> str:
-    """Decode with the declared charset, else UTF-8 (with or without BOM), else Windows-1252, else Latin-1."""
+    """Decode with the declared charset, else UTF-8 (with or without BOM), else Windows-1252, else Latin-1;
+    a UTF-16 byte order mark wins over all of them."""
     candidates = [charset] if charset else []
+    if body.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        candidates = ["utf-16"]
     candidates += ["utf-8-sig", "cp1252"]
     for encoding in candidates:
         try:

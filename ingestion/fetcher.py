@@ -760,6 +760,9 @@ def sniff_content_type(body: bytes, *, declared: str, name: str) -> str | None:
 def _sniff(body: bytes, media_type: str, path: str) -> str | None:
     """The body's type from its first bytes, weighed against the header; None for an unsupported one."""
     head = body[:_SNIFF_SIZE]
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        # UTF-16 text (a spreadsheet's "Unicode text" export) is full of NUL bytes: judge it decoded.
+        head = head[: len(head) // 2 * 2].decode("utf-16", errors="replace").encode()
     start = head.removeprefix(codecs.BOM_UTF8).lstrip()
     if start.startswith(b"%PDF-"):
         return "application/pdf"

@@ -9,6 +9,7 @@ reciprocal rank fusion can rank an exact match below passages that are middling 
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections import Counter
@@ -51,23 +52,37 @@ def words(text: str) -> list[str]:
 
 
 def bm25_scores(query: str, chunks: list[tuple[int, str]]) -> dict[int, float]:
-    """BM25 of each chunk (id, text) for the query's words."""
-    terms = set(words(query)) - STOP_WORDS
+    """BM25 of each chunk (id, text) for the query's words and for its word pairs.
+
+    A pair of adjacent query words ("history i", "security iii", "code zx-4471") counts as a
+    term of its own, stop words included unless both are: rows or sentences that differ by
+    one small word (a course "... History I" among "... History II" and "... History III")
+    are told apart by the pair they alone hold.
+    """
+    query_words = words(query)
+    terms = set(query_words) - STOP_WORDS
+    pairs = {(a, b) for a, b in itertools.pairwise(query_words) if a not in STOP_WORDS or b not in STOP_WORDS}
     if not terms or not chunks:
         return {}
-    tokenized = {chunk_id: Counter(words(text)) for chunk_id, text in chunks}
-    lengths = {chunk_id: sum(counts.values()) for chunk_id, counts in tokenized.items()}
+    tokenized: dict[int, Counter[str | tuple[str, str]]] = {}
+    lengths: dict[int, int] = {}
+    for chunk_id, text in chunks:
+        tokens = words(text)
+        counts: Counter[str | tuple[str, str]] = Counter(tokens)
+        counts.update(pair for pair in itertools.pairwise(tokens) if pair in pairs)
+        tokenized[chunk_id], lengths[chunk_id] = counts, len(tokens)
     average = sum(lengths.values()) / len(lengths) or 1.0
-    frequency = {term: sum(1 for counts in tokenized.values() if term in counts) for term in terms}
+    keys: set[str | tuple[str, str]] = {*terms, *pairs}
+    frequency = {key: sum(1 for counts in tokenized.values() if key in counts) for key in keys}
     total = len(chunks)
     scores: dict[int, float] = {}
     for chunk_id, counts in tokenized.items():
         score = 0.0
-        for term in terms:
-            tf = counts.get(term, 0)
+        for key in keys:
+            tf = counts.get(key, 0)
             if not tf:
                 continue
-            idf = math.log(1 + (total - frequency[term] + 0.5) / (frequency[term] + 0.5))
+            idf = math.log(1 + (total - frequency[key] + 0.5) / (frequency[key] + 0.5))
             score += idf * tf * (BM25_K1 + 1) / (tf + BM25_K1 * (1 - BM25_B + BM25_B * lengths[chunk_id] / average))
         if score > 0:
             scores[chunk_id] = score

@@ -17,6 +17,9 @@ from channels.security.websocket import AllowedHostsOriginValidator
 
 from chat.routing import websocket_urlpatterns as chat_routes
 from models_registry.routing import websocket_urlpatterns as registry_routes
+from multillm.request_limits import install as install_request_limits
+
+install_request_limits()  # request bodies over the upload cap are dropped inside Daphne
 
 application = ProtocolTypeRouter(
     {

@@ -50,6 +50,12 @@ def _check_database() -> None:
         cursor.fetchone()
 
 
+def _check_vector_store() -> None:
+    from ingestion.vectorstore import vector_store
+
+    vector_store().check()
+
+
 async def _check_channel_layer() -> None:
     layer = get_channel_layer()
     channel = await layer.new_channel("readyz.")
@@ -60,7 +66,7 @@ async def _check_channel_layer() -> None:
 
 
 async def _check_qdrant() -> None:
-    """Qdrant's own readiness endpoint. The embedded store lives in this process: nothing to reach."""
+    """Qdrant's own readiness endpoint."""
     headers = {"api-key": settings.QDRANT_API_KEY} if settings.QDRANT_API_KEY else {}
     async with httpx.AsyncClient(timeout=CHECK_TIMEOUT, trust_env=False) as client:
         response = await client.get(f"{settings.QDRANT_ENDPOINT}/readyz", headers=headers)
@@ -107,14 +113,14 @@ async def readyz(request: HttpRequest) -> JsonResponse:
     core: dict[str, Callable[[], Awaitable[Any]]] = {
         "database": database_sync_to_async(_check_database),
         "channel_layer": _check_channel_layer,
+        # The server's own readiness endpoint, or the embedded store opened in this process.
+        "qdrant": _check_qdrant
+        if settings.QDRANT_ENDPOINT
+        else sync_to_async(_check_vector_store, thread_sensitive=False),
     }
-    if settings.QDRANT_ENDPOINT:
-        core["qdrant"] = _check_qdrant
     names = list(core)
     outcomes = await asyncio.gather(*(_run(check) for check in core.values()))
     results = dict(zip(names, outcomes, strict=True))
-    if not settings.QDRANT_ENDPOINT:
-        results["qdrant"] = "embedded"
     for name, outcome in results.items():
         if outcome.startswith("error"):
             logger.warning("readiness check %s failed: %s", name, outcome)

@@ -211,6 +211,12 @@ FETCH_MAX_DECOMPRESSED_BYTES: int = _positive("FETCH_MAX_DECOMPRESSED_BYTES", "i
 FETCH_CONNECT_TIMEOUT: float = _positive("FETCH_CONNECT_TIMEOUT", "float", 5.0)
 FETCH_READ_TIMEOUT: float = _positive("FETCH_READ_TIMEOUT", "float", 20.0)
 FETCH_MAX_REDIRECTS: int = _typed("FETCH_MAX_REDIRECTS", "int", 5)
+# Uploads are capped at FETCH_MAX_BYTES while the body is parsed, before Django keeps it.
+FILE_UPLOAD_HANDLERS = [
+    "ingestion.uploads.CappedUploadHandler",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
 
 # Chunking, in the embedding model's own tokens (all-MiniLM-L6-v2 reads 256 word pieces).
 CHUNK_MAX_TOKENS: int = _positive("CHUNK_MAX_TOKENS", "int", 200)

@@ -40,7 +40,7 @@ def test_readyz_checks_database_channel_layer_and_embedded_store() -> None:
     assert response.status_code == 200
     assert response.json() == {
         "status": "ok",
-        "checks": {"database": "ok", "channel_layer": "ok", "qdrant": "embedded"},
+        "checks": {"database": "ok", "channel_layer": "ok", "qdrant": "ok"},
     }
 
 

@@ -46,3 +46,15 @@ def test_a_blocked_address_fails_with_its_reason_in_the_page(alice, ollama_provi
     page.wait_for_selector("#source-list li[data-status=failed]", timeout=30_000)
     assert "169.254.169.254" in page.locator("#source-list li .source-error").inner_text()
     assert Source.objects.get().status == "failed"
+
+
+def test_a_file_over_the_upload_cap_is_refused_with_its_reason_in_the_page(alice, ollama_provider, page) -> None:
+    log_in(page, "alice", "alice-password-123")
+    too_big = b"x" * (25 * 1024 * 1024 + 1)  # FETCH_MAX_BYTES is 25 MB in the served app
+
+    page.set_input_files("#attach-file", files=[{"name": "big.txt", "mimeType": "text/plain", "buffer": too_big}])
+    page.click("#attach button[type=submit]")
+
+    page.wait_for_selector("#attach-error:not([hidden])", timeout=60_000)
+    assert page.locator("#attach-error").inner_text() == "The file is larger than 25 MB, the most a source can be."
+    assert not Source.objects.exists()

@@ -239,6 +239,7 @@ class FakeWeb:
 
     def start(self) -> FakeWeb:
         fake = self
+        gzip_bomb()  # made now: compressing it on the first request can outlast a client's read timeout
 
         class Handler(_Handler):
             server_fake = fake

@@ -14,7 +14,8 @@ from ingestion.retrieval import retrieve
 from ingestion.services import source_ingest
 from ingestion.vectorstore import vector_store
 from tests.conftest import make_conversation, open_socket
-from tests.fakes.web import ARTICLE_FACT, ARTICLE_NOISE, PDF_PAGE2_FACT
+from tests.fakes.web import ARTICLE_FACT, ARTICLE_NOISE, ARTICLE_TITLE, CSV_FACT_ROW, PDF_PAGE2_FACT
+from tests.fakes.web import Document as WebDocument
 
 
 def ingest(owner, url: str, conversation=None) -> Source:
@@ -102,15 +103,81 @@ def test_running_the_task_again_after_a_crash_adds_nothing_twice(alice, web) -> 
         ("/redirect/metadata", "169.254.169.254"),
         ("/bomb", "zip bomb"),
         ("/slow", "too long"),
+        ("/oversized", "larger than the limit"),
+        ("/declared-huge", "larger than the limit"),
+        ("/loop/a", "redirected more than"),
+        ("/redirect/file", "file"),
+        ("/binary.html", "binary data"),
+        ("/brotli", "cannot be read"),
+        ("/gzip/truncated", "damaged"),
+        ("/header-only.csv", "no data rows"),
     ],
 )
-def test_bad_inputs_fail_with_a_reason(alice, web, path, reason) -> None:
+def test_bad_inputs_fail_with_a_reason(alice, web, settings, path, reason) -> None:
+    settings.FETCH_MAX_BYTES = 1024 * 1024  # /oversized streams 4 MB without a length
+    web.documents["/header-only.csv"] = WebDocument(b"part_no,price\n", "text/csv")
     source = ingest(alice, web.url(path))
 
     assert source.status == "failed"
     assert reason.lower() in source.error.lower(), source.error
     ok = ingest(alice, web.url("/notes.md"))
     assert ok.status == "ready", "a failure affects nothing else"
+
+
+@pytest.mark.django_db
+def test_blocked_addresses_fail_with_a_reason_and_nothing_is_dialled(alice, web, monkeypatch) -> None:
+    """A host name resolving to a private address (DNS faked), and a literal metadata address."""
+    import socket
+
+    from ingestion.fetcher import SafeFetcher
+
+    dialled: list[tuple[str, int]] = []
+    real_connect = socket.socket.connect
+
+    def connect(sock: socket.socket, address: tuple[str, int]) -> None:
+        dialled.append(tuple(address[:2]))  # type: ignore[arg-type]
+        if address[0] != "127.0.0.1":
+            raise ConnectionRefusedError(f"the test does not dial {address[0]}")
+        real_connect(sock, address)  # Redis, for the status updates
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+
+    def resolver(host: str, port: int, *args: object, **kwargs: object) -> list[tuple[object, ...]]:
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("10.1.2.3", port))]
+
+    for url, reason in [
+        ("http://intranet.example/wiki", "a private network address (10.1.2.3)"),
+        ("http://169.254.169.254/latest/meta-data/", "169.254.169.254"),
+        ("http://0x7f000001:8080/admin", "127.0.0.1"),
+    ]:
+        source = Source.objects.create(owner=alice, url=url)
+        source_ingest(source_id=source.pk, final_attempt=True, fetcher=SafeFetcher(resolver=resolver, allowlist=[]))
+        source.refresh_from_db()
+        assert source.status == "failed" and reason in source.error, source.error
+        assert "only public addresses" in source.error
+
+    assert [address for address in dialled if address[0] != "127.0.0.1" or address[1] == 8080] == []
+    assert not Document.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        ("town\tpopulation\nZürich\t421878\nGenève\t203856\n".encode("utf-16"), "text/csv"),  # BOM, tabs
+        ("town;population;note\r\nZürich;421878\r\nGenève;203856;lake;extra\r\n".encode("cp1252"), "text/csv"),
+        ('town,population,note\n"Zürich",421878,"on the\nLimmat"\nGenève\n'.encode(), "text/csv; charset=utf-8"),
+    ],
+    ids=["utf-16-tabs", "cp1252-ragged", "quoted-newline-short-row"],
+)
+def test_csvs_in_odd_encodings_or_with_ragged_rows_are_read(alice, web, body, content_type) -> None:
+    web.documents["/odd.csv"] = WebDocument(body, content_type)
+
+    source = ingest(alice, web.url("/odd.csv"))
+
+    assert source.status == "ready", source.error
+    text = " ".join(Chunk.objects.filter(document=source.document).values_list("text", flat=True))
+    assert "Zürich" in text and "Genève" in text
 
 
 @pytest.mark.django_db
@@ -183,6 +250,55 @@ async def test_answers_are_grounded_in_attached_sources_with_citations(alice, bo
     await bob_ws.close()
 
 
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("close_thread_connections")
+async def test_a_page_a_pdf_and_a_csv_answer_questions_with_correct_citations_and_reattach_at_once(
+    alice, bob, llama, fake_ollama, web
+) -> None:
+    """The issue's "done when": each question's answer comes from the right source and place."""
+    conversation = await sync_to_async(make_conversation)(alice)
+    for path in ("/article.html", "/report.pdf", "/data.csv"):
+        source = await sync_to_async(ingest)(alice, web.url(path), conversation)
+        assert source.status == "ready", source.error
+    _, _, ws = await open_socket(conversation.uuid, user=alice)
+    questions = [
+        ("When was the Zephyr lighthouse on Corvel Island first lit?", "/article.html", "14 March 1887"),
+        ("What tidal range did the Marlow Institute measure?", "/report.pdf", PDF_PAGE2_FACT),
+        ("How many people live in Quillon?", "/data.csv", ",".join(CSV_FACT_ROW).replace(",", " | ")),
+    ]
+
+    for question, path, needle in questions:
+        await ws.send({"type": "send", "content": question, "models": ["ollama/llama3.2:1b"]})
+        done = (await ws.receive_until(lambda f: f["type"] == "message.done"))[-1]
+
+        assert needle in fake_ollama.chat_requests[-1]["messages"][0]["content"]
+        cited = [c for c in done["citations"] if c["url"].endswith(path) and needle in c["excerpt"]]
+        assert cited, [(c["url"], c["excerpt"][:80]) for c in done["citations"]]
+        citation = cited[0]
+        if path == "/article.html":
+            assert citation["title"].startswith(ARTICLE_TITLE) and citation["page"] is None and citation["rows"] is None
+        elif path == "/report.pdf":
+            assert citation["page"] == 2 and citation["rows"] is None
+        else:
+            assert citation["rows"][0] <= 31 <= citation["rows"][1] and citation["page"] is None
+            assert citation["excerpt"].startswith("city | country | population")  # the header is repeated
+    await ws.close()
+
+    # Bob attaches the same three addresses: conditional requests only, no new document or vector.
+    await sync_to_async(reattach_is_instant)(bob, web, ["/article.html", "/report.pdf", "/data.csv"])
+
+
+def reattach_is_instant(user, web, paths: list[str]) -> None:
+    full_bodies, documents, chunks = sum(web.full_bodies.values()), Document.objects.count(), Chunk.objects.count()
+    conversation = make_conversation(user)
+    for path in paths:
+        source = ingest(user, web.url(path), conversation)
+        assert source.status == "ready", source.error
+        assert vector_count(source.document) == source.document.chunk_count
+    assert sum(web.full_bodies.values()) == full_bodies
+    assert (Document.objects.count(), Chunk.objects.count()) == (documents, chunks)
+
+
 @pytest.mark.django_db
 def test_uploaded_files_are_kept_under_our_name_and_ingested(alice, web, settings) -> None:
     from django.core.files.uploadedfile import SimpleUploadedFile
@@ -234,5 +350,5 @@ def test_uploads_over_the_size_cap_are_refused_by_the_server(alice, settings) ->
 
     response = client.post(f"/c/{conversation.uuid}/sources/", {"file": SimpleUploadedFile("big.txt", b"x" * 5000)})
 
-    assert response.status_code == 400 and response.json()["error"]["code"] == "too_large"
+    assert response.status_code == 413 and response.json()["error"]["code"] == "too_large"
     assert not Source.objects.exists()

@@ -60,11 +60,9 @@ def test_the_embedded_store_takes_searches_while_it_is_written(tmp_path) -> None
     import random
     import threading
 
-    from qdrant_client import QdrantClient
+    from ingestion.vectorstore import EdgeVectorStore
 
-    from ingestion.vectorstore import VectorStore
-
-    store = VectorStore(QdrantClient(path=str(tmp_path / "qdrant")))
+    store = EdgeVectorStore(tmp_path / "qdrant-edge")
     errors: list[Exception] = []
 
     def vector() -> list[float]:
@@ -83,6 +81,19 @@ def test_the_embedded_store_takes_searches_while_it_is_written(tmp_path) -> None
         except Exception as exc:  # the bug this guards against raised ValueError / IndexError
             errors.append(exc)
     writer.join()
-    store.client.close()
+    store.close()
 
     assert errors == []
+
+
+def test_word_pairs_tell_near_duplicate_rows_apart() -> None:
+    chunks = [
+        (1, "code | title | lecturer\nC101 | Seminar on Textile History II | Dr Aalto\n"
+            "C102 | Seminar on Textile History III | Dr Brenner\nC103 | Textile History Today | Dr Grahn"),
+        (2, "code | title | lecturer\nC201 | Applied Textile History III | Prof Castell\n"
+            "C202 | Seminar on Textile History I | Dr Duval"),
+    ]  # fmt: skip
+
+    scores = bm25_scores("Who teaches Seminar on Textile History I?", chunks)
+
+    assert max(scores, key=scores.get) == 2

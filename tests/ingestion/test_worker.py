@@ -63,17 +63,15 @@ def stop(worker: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
 
 
 def vectors_of(var_dir: Path, document: Document) -> int:
-    from qdrant_client import QdrantClient, models
+    from ingestion.embedder import local_embedder
+    from ingestion.vectorstore import EdgeVectorStore
 
-    client = QdrantClient(path=str(var_dir / "qdrant"))
+    embedder = local_embedder()
+    store = EdgeVectorStore(var_dir / "qdrant-edge")
     try:
-        condition = models.FieldCondition(key="document_id", match=models.MatchValue(value=document.pk))
-        return sum(
-            client.count(c.name, count_filter=models.Filter(must=[condition]), exact=True).count
-            for c in client.get_collections().collections
-        )
+        return store.count(model_id=embedder.model_id, dimensions=embedder.dimensions, document_id=document.pk)
     finally:
-        client.close()
+        store.close()
 
 
 def test_a_worker_killed_mid_task_gets_the_task_again_and_it_ends_as_if_run_once(alice, web, tmp_path) -> None:

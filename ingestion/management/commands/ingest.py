@@ -7,6 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from ingestion.models import Source
 from ingestion.services import SourceError, _publish, source_as_frame, source_ingest
+from ingestion.vectorstore import VectorStoreUnavailable, vector_store
 
 
 class Command(BaseCommand):
@@ -23,6 +24,10 @@ class Command(BaseCommand):
             raise CommandError(f"No user named {user!r}." if user else "No superuser exists: pass --user NAME.")
         if not url.lower().startswith(("http://", "https://")):
             raise CommandError("Give a web address that starts with http:// or https://.")
+        try:  # the embedded store may be held by the running web server: say so before starting
+            vector_store()
+        except VectorStoreUnavailable as exc:
+            raise CommandError(str(exc)) from None
         source = Source.objects.create(owner=owner, url=url)
         self.stdout.write(f"Ingesting {url} for {owner.get_username()}…")
         try:
