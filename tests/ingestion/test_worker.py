@@ -85,6 +85,7 @@ def test_a_worker_killed_mid_task_gets_the_task_again_and_it_ends_as_if_run_once
     try:
         ingest_source.apply_async((source.pk,), queue=queue)
         wait_for(lambda: status(source) == "fetching", 30, "the first worker to start the task")
+        wait_for(lambda: web.hits["/slow"] == 1, 30, "the first worker's request to reach the server")
         stop(first, signal.SIGKILL)
         assert status(source) == "fetching", "the task was killed before it could finish"
 
