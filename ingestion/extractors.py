@@ -15,9 +15,20 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
-from bs4 import BeautifulSoup, CData, Comment, Declaration, Doctype, NavigableString, ProcessingInstruction, Tag
+from bs4 import (
+    BeautifulSoup,
+    CData,
+    Comment,
+    Declaration,
+    Doctype,
+    NavigableString,
+    PageElement,
+    ProcessingInstruction,
+    Tag,
+)
 from django.conf import settings
 from pypdf import PdfReader
 from pypdf.errors import DependencyError, FileNotDecryptedError
@@ -199,14 +210,17 @@ def _html_is_hidden(element: Tag) -> bool:
 
 
 def _html_is_banner(element: Tag) -> bool:
-    classes = element.get("class") or []
+    classes: Any = element.get("class") or []
     names = " ".join([str(element.get("id", "")), *(classes if isinstance(classes, list) else [classes])])
     return bool(HTML_BOILERPLATE.search(names))
 
 
+_ROLE_MAIN: dict[str, Any] = {"role": "main"}
+
+
 def _html_content_roots(soup: BeautifulSoup) -> Iterator[Tag | BeautifulSoup]:
     """The main content first; the whole body if that turns out empty (pages misuse <main>)."""
-    main = soup.find("main") or soup.find(attrs={"role": "main"})
+    main = soup.find("main") or soup.find(None, _ROLE_MAIN)
     if isinstance(main, Tag):
         yield main
     articles = soup.find_all("article")
@@ -226,12 +240,14 @@ class _HtmlSectionBuilder:
 
     def build(self, root: Tag | BeautifulSoup) -> list[Section]:
         # An explicit stack, not recursion: deeply nested pages must not hit the recursion limit.
-        stack: list[tuple[Tag | NavigableString, bool]] = [(child, True) for child in reversed(list(root.children))]
+        stack: list[tuple[PageElement, bool]] = [(child, True) for child in reversed(list(root.children))]
         while stack:
             node, entering = stack.pop()
             if isinstance(node, NavigableString):
                 if not isinstance(node, Comment | CData | Declaration | Doctype | ProcessingInstruction):
                     self.inline.append(re.sub(r"\s+", " ", str(node)))
+                continue
+            if not isinstance(node, Tag):
                 continue
             if not entering:
                 self._end_paragraph()
@@ -354,7 +370,8 @@ def _tidy_pdf_text(text: str) -> str:
 
 def _pdf_title(reader: PdfReader, sections: list[Section], source_name: str) -> str:
     try:
-        title = _collapse(str((reader.metadata or {}).get("/Title") or ""))
+        metadata: Any = reader.metadata or {}
+        title = _collapse(str(metadata.get("/Title") or ""))
     except Exception:
         title = ""  # broken metadata is no reason to fail a readable PDF
     if not title:

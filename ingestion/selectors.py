@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import QuerySet
 from django.http import Http404
 
@@ -29,7 +29,7 @@ class Grounding:
     notice: str = ""
 
 
-def source_get_for_user(*, user: AbstractBaseUser | AnonymousUser, source_uuid: uuid.UUID | str) -> Source:
+def source_get_for_user(*, user: User | AnonymousUser, source_uuid: uuid.UUID | str) -> Source:
     if not user.is_authenticated:
         raise Http404("No such source.")
     try:

@@ -13,7 +13,7 @@ from typing import Any
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.files.uploadedfile import UploadedFile
 from django.db import close_old_connections, transaction
 
@@ -85,7 +85,7 @@ def _set_status(source: Source, status: str, error: str = "") -> None:
         callback(status)
 
 
-def source_attach_url(*, owner: AbstractBaseUser, conversation: Conversation | None, url: str) -> Source:
+def source_attach_url(*, owner: User, conversation: Conversation | None, url: str) -> Source:
     url = url.strip()
     if not url.lower().startswith(("http://", "https://")) or len(url) > 2000:
         raise SourceError("bad_url", "Give a web address that starts with http:// or https://.")
@@ -117,7 +117,7 @@ def clean_file_name(name: str) -> str:
     return name[:255] or "upload"
 
 
-def source_attach_file(*, owner: AbstractBaseUser, conversation: Conversation, upload: UploadedFile) -> Source:
+def source_attach_file(*, owner: User, conversation: Conversation, upload: UploadedFile) -> Source:
     """Keep an uploaded file (PDF, CSV, text, Markdown, HTML) and queue its ingestion."""
     name = clean_file_name(upload.name or "")
     if Path(name).suffix.lower() not in UPLOAD_SUFFIXES:
@@ -153,7 +153,7 @@ def source_reingest(*, source: Source) -> None:
     """Fetch and build again (an admin's action): forget the cached validators and the document."""
     if source.url:
         FetchedUrl.objects.filter(url=source.url).delete()
-    if source.document is not None:
+    if source.document_id is not None:
         Document.objects.filter(pk=source.document_id).update(status=Document.Status.PENDING)
     Source.objects.filter(pk=source.pk).update(status=Source.Status.QUEUED, error="")
     transaction.on_commit(lambda: ingestion_enqueue(source_id=source.pk))
@@ -243,7 +243,9 @@ def _ingest(source: Source, fetcher: SafeFetcher) -> None:
     cached = FetchedUrl.objects.select_related("document").filter(url=source.url).first()
     known = cached.document if cached and cached.document and cached.document.status == Document.Status.READY else None
     result = fetcher.fetch(
-        source.url, etag=cached.etag if known else "", last_modified=cached.last_modified if known else ""
+        source.url,
+        etag=cached.etag if cached and known else "",
+        last_modified=cached.last_modified if cached and known else "",
     )
     if result.not_modified and known is not None:
         source.document = known

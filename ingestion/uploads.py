@@ -38,7 +38,7 @@ class CappedUploadHandler(FileUploadHandler):
         setattr(self.request, REFUSED_ATTRIBUTE, True)
 
     def handle_raw_input(
-        self, input_data: Any, META: dict[str, Any], content_length: int, boundary: bytes, encoding: str | None = None
+        self, input_data: Any, META: dict[str, Any], content_length: int, boundary: Any, encoding: str | None = None
     ) -> tuple[QueryDict, MultiValueDict[str, Any]] | None:
         self.received = 0
         if content_length > upload_limit_bytes() + MULTIPART_OVERHEAD_BYTES:

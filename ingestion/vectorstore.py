@@ -209,7 +209,7 @@ class EdgeVectorStore(VectorStore):
         self.root = root
         self.legacy_path = legacy_path
         self.root.mkdir(parents=True, exist_ok=True)
-        self._lock_file = self._acquire(root / ".lock")
+        self._lock_file: IO[str] | None = self._acquire(root / ".lock")
         self._shards: dict[str, Any] = {}
         self._lock = threading.RLock()
 
@@ -321,6 +321,8 @@ class EdgeVectorStore(VectorStore):
         shard = self._shard(collection_name(model_id, len(vectors[0])), len(vectors[0]))
         ids = _points(model_id=model_id, document_id=document_id, content_hash=content_hash, count=len(vectors),
                       start_index=start_index)  # fmt: skip
+        if shard is None:  # _shard creates a missing collection when given its dimensions
+            raise RuntimeError(f"the shard of {model_id} could not be created")
         points = [qe.Point(pid, vector, payload) for (pid, payload), vector in zip(ids, vectors, strict=True)]
         for offset in range(0, len(points), UPSERT_BATCH):
             with self._lock:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import Q, QuerySet
 
 from models_registry.models import LLMModel
 
 
-def models_usable_by(*, user: AbstractBaseUser | AnonymousUser, capability: str = "chat") -> QuerySet[LLMModel]:
+def models_usable_by(*, user: User | AnonymousUser, capability: str = "chat") -> QuerySet[LLMModel]:
     """Models the user may use: enabled, seen at the last sync, of an enabled provider, and
     either open to everyone (no groups) or to one of the user's groups. Superusers see all."""
     if not user.is_authenticated:
@@ -21,9 +21,7 @@ def models_usable_by(*, user: AbstractBaseUser | AnonymousUser, capability: str 
     return models.order_by("-is_default_chat", "provider__name", "name")
 
 
-def model_get_usable(
-    *, user: AbstractBaseUser | AnonymousUser, model_id: str, capability: str = "chat"
-) -> LLMModel | None:
+def model_get_usable(*, user: User | AnonymousUser, model_id: str, capability: str = "chat") -> LLMModel | None:
     """The model named `<provider>/<name>` if the user may use it now, else None."""
     provider_name, sep, name = model_id.partition("/")
     if not sep or not name:

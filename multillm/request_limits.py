@@ -18,7 +18,7 @@ from __future__ import annotations
 import io
 import json
 import logging
-from typing import Any
+from typing import IO, Any
 
 import daphne.server
 from daphne.http_protocol import HTTPFactory, WebRequest
@@ -33,6 +33,8 @@ def request_body_limit() -> int:
 
 
 class CappedWebRequest(WebRequest):
+    content: IO[bytes]
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # Django parses the body; Twisted's own multipart parse would read it all into memory first.
@@ -76,4 +78,4 @@ class CappedHTTPFactory(HTTPFactory):
 
 def install() -> None:
     """Make Daphne's server build capped requests (it looks HTTPFactory up when it starts)."""
-    daphne.server.HTTPFactory = CappedHTTPFactory  # type: ignore[misc]
+    daphne.server.HTTPFactory = CappedHTTPFactory

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, TypedDict
@@ -80,7 +80,9 @@ class ChatProvider(abc.ABC):
         return f"{type(self).__name__}(base_url={self.base_url!r})"
 
     @abc.abstractmethod
-    def stream_chat(self, *, model: str, messages: list[ChatMessage], options: ChatOptions) -> AsyncIterator[ChatChunk]:
+    def stream_chat(
+        self, *, model: str, messages: list[ChatMessage], options: ChatOptions
+    ) -> AsyncGenerator[ChatChunk, None]:
         """Yield the answer as it is generated; the last chunk has `done=True`.
 
         A stream that ends without its final chunk raises ProviderError(code="interrupted").

@@ -6,7 +6,7 @@ import functools
 import json
 import logging
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,7 +63,7 @@ class OllamaProvider(ChatProvider):
 
     async def stream_chat(
         self, *, model: str, messages: list[ChatMessage], options: ChatOptions
-    ) -> AsyncIterator[ChatChunk]:
+    ) -> AsyncGenerator[ChatChunk, None]:
         request_options: dict[str, Any] = {}
         if options.temperature is not None:
             request_options["temperature"] = options.temperature

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
 from typing import Any, NoReturn, TypeVar
 
@@ -96,7 +96,7 @@ class _OpenAIProtocolProvider(ChatProvider):
 
     async def stream_chat(
         self, *, model: str, messages: list[ChatMessage], options: ChatOptions
-    ) -> AsyncIterator[ChatChunk]:
+    ) -> AsyncGenerator[ChatChunk, None]:
         params: dict[str, Any] = {
             "model": model,
             "messages": messages,
@@ -125,7 +125,7 @@ class _OpenAIProtocolProvider(ChatProvider):
             await asyncio.sleep(delay)
             attempt += 1
 
-    async def _stream_once(self, params: dict[str, Any]) -> AsyncIterator[ChatChunk]:
+    async def _stream_once(self, params: dict[str, Any]) -> AsyncGenerator[ChatChunk, None]:
         finished = False
         usage = None
         async with self._client() as client, await client.chat.completions.create(**params) as stream:

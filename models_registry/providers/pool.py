@@ -15,7 +15,7 @@ import itertools
 import logging
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
 from typing import TypeVar
 
@@ -106,7 +106,7 @@ class HostPool(ChatProvider):
 
     async def stream_chat(
         self, *, model: str, messages: list[ChatMessage], options: ChatOptions
-    ) -> AsyncIterator[ChatChunk]:
+    ) -> AsyncGenerator[ChatChunk, None]:
         errors: list[ProviderError] = []
         for host in self.hosts_in_order():
             started = False
