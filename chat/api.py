@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from channels.db import database_sync_to_async
+from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
@@ -34,7 +36,6 @@ from models_registry.selectors import model_get_usable, models_usable_by
 
 logger = logging.getLogger(__name__)
 
-MAX_BODY_BYTES = 4 * 1024 * 1024
 ROLES = {"system", "user", "assistant"}
 # Provider error code -> HTTP status of our answer.
 UPSTREAM_STATUS = {
@@ -87,10 +88,16 @@ def api_view(view: Any) -> Any:
 def _json_body(request: HttpRequest) -> dict[str, Any]:
     if request.method != "POST":
         raise ApiError(405, "Use POST.", code="method_not_allowed")
-    if len(request.body) > MAX_BODY_BYTES:
-        raise ApiError(413, f"The request body is over {MAX_BODY_BYTES // 1024 // 1024} MB.", code="body_too_large")
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    too_large = ApiError(413, f"The request body is over {limit / 1024 / 1024:g} MB.", code="body_too_large")
     try:
-        body = json.loads(request.body)
+        raw = request.body  # Django refuses a body over the limit (RequestDataTooBig)
+    except RequestDataTooBig:
+        raise too_large from None
+    if len(raw) > limit:
+        raise too_large
+    try:
+        body = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise ApiError(400, "The body must be JSON.", code="invalid_json") from None
     if not isinstance(body, dict):

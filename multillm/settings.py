@@ -196,6 +196,15 @@ FETCH_CONNECT_TIMEOUT: float = _positive("FETCH_CONNECT_TIMEOUT", "float", 5.0)
 FETCH_READ_TIMEOUT: float = _positive("FETCH_READ_TIMEOUT", "float", 20.0)
 FETCH_MAX_REDIRECTS: int = _typed("FETCH_MAX_REDIRECTS", "int", 5)
 
+# Request bodies. Any body over REQUEST_MAX_BYTES is refused (413) before Django reads it;
+# the largest legitimate one is an upload (FETCH_MAX_BYTES) plus its multipart wrapping.
+# Bodies that are not file uploads (API JSON, form fields) are capped lower.
+REQUEST_MAX_BYTES: int = _positive("REQUEST_MAX_BYTES", "int", FETCH_MAX_BYTES + 1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE: int = _positive("DATA_UPLOAD_MAX_MEMORY_SIZE", "int", 4 * 1024 * 1024)
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 200
+DATA_UPLOAD_MAX_NUMBER_FILES = 10
+FILE_UPLOAD_PERMISSIONS = 0o600
+
 # Chunking, in the embedding model's own tokens (all-MiniLM-L6-v2 reads 256 word pieces).
 CHUNK_MAX_TOKENS: int = _positive("CHUNK_MAX_TOKENS", "int", 200)
 CHUNK_OVERLAP_TOKENS: int = _typed("CHUNK_OVERLAP_TOKENS", "int", 40)
@@ -207,6 +216,10 @@ CHAT_MAX_MESSAGE_CHARS: int = _positive("CHAT_MAX_MESSAGE_CHARS", "int", 32_000)
 CHAT_DELTA_INTERVAL: float = _typed("CHAT_DELTA_INTERVAL", "float", 0.03)
 # How often a streaming answer's partial text is saved, so a crash loses little.
 CHAT_CHECKPOINT_INTERVAL: float = _positive("CHAT_CHECKPOINT_INTERVAL", "float", 2.0)
+# Frames one chat socket may send: a burst, then this many a second (more are dropped; a
+# socket that keeps flooding is closed). Daphne closes a socket whose frame is over 1 MiB.
+CHAT_SOCKET_FRAMES_PER_SECOND: float = _positive("CHAT_SOCKET_FRAMES_PER_SECOND", "float", 5.0)
+CHAT_SOCKET_FRAME_BURST: int = _positive("CHAT_SOCKET_FRAME_BURST", "int", 20)
 
 # Per-user limits for the chat and the API (admins override them per user); 0 = unlimited.
 QUOTA_REQUESTS_PER_MINUTE: int = _typed("QUOTA_REQUESTS_PER_MINUTE", "int", 60)
