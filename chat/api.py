@@ -113,6 +113,8 @@ async def _usable_model(user: Any, model_id: Any, capability: str) -> LLMModel:
     model = await database_sync_to_async(model_get_usable)(user=user, model_id=model_id, capability=capability)
     if model is not None:
         return model
+    if "\x00" in model_id or len(model_id) > 500:
+        raise ApiError(404, "That model does not exist.", code="model_not_found", param="model")
     provider, _, name = model_id.partition("/")
     existing = await database_sync_to_async(
         LLMModel.objects.filter(provider__name=provider, name=name, enabled=True, available=True).first
@@ -177,7 +179,8 @@ def _parse_messages(raw: Any) -> list[ChatMessage]:
             content = "".join(p["text"] for p in content)
         if not isinstance(content, str):
             raise ApiError(400, f"{param}.content must be a string.", code="invalid_messages", param=param)
-        messages.append({"role": item["role"], "content": content})
+        # NUL means nothing in text and PostgreSQL cannot store it.
+        messages.append({"role": item["role"], "content": content.replace("\x00", "")})
     return messages
 
 

@@ -141,6 +141,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if not isinstance(content, str):
             await self._send_error("bad_frame", "`content` must be a string.")
             return
+        content = content.replace("\x00", "")  # meaningless in text, and PostgreSQL cannot store it
         if not isinstance(models, list) or not models or not all(isinstance(m, str) for m in models):
             await self._send_error("bad_frame", "`models` must be a list with one model id.")
             return

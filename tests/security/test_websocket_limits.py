@@ -101,3 +101,19 @@ async def test_a_large_frame_under_the_transport_limit_gets_a_too_large_error(ap
         assert error["type"] == "error" and error["code"] == "too_large"
         await ws.send(json.dumps({"type": "dance"}))
         assert json.loads(await asyncio.wait_for(ws.recv(), timeout=10))["code"] == "unknown_type"
+
+
+async def test_nul_characters_in_a_message_or_an_answer_do_not_break_the_save(alice, conversation, fake_ollama) -> None:
+    """PostgreSQL text cannot hold NUL: found by fuzzing the API (a 500); the socket had the same flaw."""
+    fake_ollama.reply = lambda messages: "an\x00swer"
+    _, _, ws = await open_socket(conversation.uuid, user=alice)
+
+    await ws.send({"type": "send", "content": "hel\x00lo", "models": ["ollama/llama3.2:1b\x00"]})
+    assert (await ws.receive())["code"] == "model_unavailable"
+    await ws.send({"type": "send", "content": "hel\x00lo", "models": ["ollama/llama3.2:1b"]})
+    frames = await ws.receive_until(lambda frame: frame["type"] == "message.done")
+
+    assert frames[-1]["status"] == "complete"
+    contents = [m.content async for m in Message.objects.filter(conversation=conversation).order_by("id")]
+    assert contents == ["hello", "answer"]
+    await ws.close()
