@@ -1,0 +1,107 @@
+"""PostgreSQL and Redis restarted under a running app (Daphne, real websockets): the next
+request and the next websocket frame succeed, and nothing hangs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import websockets
+
+from tests.faults.conftest import FaultApp, fault_app
+
+LLAMA = "ollama/llama3.2:1b"
+
+
+async def chat_socket(app: FaultApp):
+    return await websockets.connect(
+        app.url.replace("http://", "ws://") + f"/ws/chat/{app.conversation}/",
+        origin=app.url,
+        additional_headers={"Cookie": f"sessionid={app.session}"},
+        open_timeout=10,
+    )
+
+
+async def ask(socket, content: str, timeout: float = 20) -> dict:
+    """Send a message and return the `message.done` frame (or the first error before it)."""
+    await socket.send(json.dumps({"type": "send", "content": content, "models": [LLAMA]}))
+    async with asyncio.timeout(timeout):
+        while True:
+            frame = json.loads(await socket.recv())
+            if frame["type"] == "message.done" or (frame["type"] == "error" and frame["message"] is None):
+                return frame
+
+
+async def test_postgres_restarted_while_users_chat(throwaway_postgres, fake_ollama, tmp_path, settings) -> None:
+    with fault_app(tmp_path, database_url=throwaway_postgres.url, redis_url=settings.REDIS_URL,
+                   ollama_url=fake_ollama.url) as app:  # fmt: skip
+        socket = await chat_socket(app)
+        assert (await ask(socket, "before"))["status"] == "complete"
+        assert app.get(f"/c/{app.conversation}/")[0] == 200
+        assert app.get("/readyz")[0] == 200, app.get("/readyz")
+
+        await asyncio.to_thread(throwaway_postgres.restart)
+
+        # The open socket's next frame works: its stale connection is replaced, not reused.
+        done = await ask(socket, "after the restart")
+        assert done["type"] == "message.done" and done["status"] == "complete", done
+        status, body = app.get(f"/c/{app.conversation}/")
+        assert status == 200 and b"after the restart" in body
+        ready = app.get("/readyz")
+        assert ready[0] == 200, ready
+        await socket.close()
+
+        # A new socket too, and the history is whole.
+        socket = await chat_socket(app)
+        await socket.send(json.dumps({"type": "sync", "after": 0}))
+        contents = []
+        async with asyncio.timeout(10):
+            while len(contents) < 4:
+                frame = json.loads(await socket.recv())
+                if frame["type"] == "message.created":
+                    contents.append(frame["message"]["content"])
+        assert contents == ["before", "You said: before", "after the restart", "You said: after the restart"]
+        await socket.close()
+
+
+async def test_redis_restarted_nothing_hangs_and_sockets_reconnect(
+    throwaway_postgres, throwaway_redis, fake_ollama, tmp_path
+) -> None:
+    with fault_app(tmp_path, database_url=throwaway_postgres.url, redis_url=throwaway_redis.url,
+                   ollama_url=fake_ollama.url) as app:  # fmt: skip
+        socket = await chat_socket(app)
+        assert (await ask(socket, "before redis restarts"))["status"] == "complete"
+
+        throwaway_redis.stop()
+        started = time.monotonic()
+        status, body = await asyncio.to_thread(app.get, "/readyz")
+        assert status == 503 and b"channel" in body.lower(), body
+        assert time.monotonic() - started < 10, "readiness must answer, not hang, while Redis is down"
+        assert (await asyncio.to_thread(app.get, f"/c/{app.conversation}/"))[0] == 200, "pages do not need Redis"
+        # The open socket either answers or closes; it never hangs.
+        try:
+            outcome = await ask(socket, "while redis is down", timeout=30)
+            assert outcome["type"] in {"message.done", "error"}
+        except websockets.ConnectionClosed:
+            pass
+
+        throwaway_redis.start()
+        deadline = time.monotonic() + 30
+        while (await asyncio.to_thread(app.get, "/readyz"))[0] != 200:
+            assert time.monotonic() < deadline, "the app did not recover after Redis came back"
+            await asyncio.sleep(0.5)
+        # What the page does: reconnect (with backoff) and ask again.
+        for attempt in range(6):
+            try:
+                fresh = await chat_socket(app)
+                done = await ask(fresh, "after redis is back")
+                break
+            except (websockets.ConnectionClosed, OSError, TimeoutError):
+                await asyncio.sleep(0.5 * 2**attempt)
+        else:
+            raise AssertionError("no websocket worked after Redis came back")
+        assert done["type"] == "message.done" and done["status"] == "complete", done
+        await fresh.close()
+        await socket.close()
