@@ -157,12 +157,17 @@ provider_sync_models(provider=provider)
 client = Client()
 client.force_login(user)
 conversation = Conversation.objects.create(owner=user)
+EXTRA_SETUP
 print(json.dumps({"session": client.cookies["sessionid"].value, "conversation": str(conversation.uuid)}))
 """
 
 
 @contextmanager
-def fault_app(tmp_path: Path, *, database_url: str, redis_url: str, ollama_url: str) -> Iterator[FaultApp]:
+def fault_app(
+    tmp_path: Path, *, database_url: str, redis_url: str, ollama_url: str, extra_env: dict[str, str] | None = None,
+    setup: str = "",
+) -> Iterator[FaultApp]:  # fmt: skip
+    """`extra_env` adds to the server's environment; `setup` is Python run with `user` and `conversation` made."""
     env = {
         **os.environ,
         "DATABASE_URL": database_url,
@@ -176,12 +181,13 @@ def fault_app(tmp_path: Path, *, database_url: str, redis_url: str, ollama_url: 
         "LOCAL_MODEL": "off",
         # Persistent connections are the hard case: they go stale when the server restarts.
         "CONN_MAX_AGE": "600",
+        **(extra_env or {}),
     }
     manage = [sys.executable, "manage.py"]
     subprocess.run([*manage, "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True, timeout=300)
     subprocess.run([*manage, "collectstatic", "--noinput", "-v0"], cwd=ROOT, env=env, check=True, timeout=120)
     setup = subprocess.run(
-        [*manage, "shell", "-c", SETUP.replace("sys.argv[-1]", repr(ollama_url))],
+        [*manage, "shell", "-c", SETUP.replace("sys.argv[-1]", repr(ollama_url)).replace("EXTRA_SETUP", setup)],
         cwd=ROOT, env=env, check=True, timeout=120, capture_output=True, text=True,
     )  # fmt: skip
     created = json.loads(setup.stdout.strip().splitlines()[-1])

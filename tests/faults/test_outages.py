@@ -1,11 +1,13 @@
-"""PostgreSQL and Redis restarted under a running app (Daphne, real websockets): the next
-request and the next websocket frame succeed, and nothing hangs.
+"""Services failing under a running app (Daphne, real websockets): PostgreSQL and Redis
+restarted (the next request and frame succeed, nothing hangs), the vector store down (chat
+answers without the sources and says so).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import time
 
 import websockets
@@ -105,3 +107,33 @@ async def test_redis_restarted_nothing_hangs_and_sockets_reconnect(
         assert done["type"] == "message.done" and done["status"] == "complete", done
         await fresh.close()
         await socket.close()
+
+
+# A ready source whose chunks are in the database; its vectors would be in the Qdrant server.
+READY_SOURCE = """
+from ingestion.models import Chunk, Document, Source
+document = Document.objects.create(content_hash="f" * 64, kind="text", title="Harbour notes", status="ready",
+                                   chunk_count=1, embedding_model="all-MiniLM-L6-v2")
+Chunk.objects.create(document=document, index=0, text="The harbour budget for 2025 is 4.2 million.")
+Source.objects.create(owner=user, conversation=conversation, url="https://example.com/notes", document=document,
+                      status="ready")
+"""
+
+
+async def test_vector_store_down_chat_still_answers_and_says_so(throwaway_postgres, fake_ollama, tmp_path) -> None:
+    with socket.socket() as probe:  # a port where no Qdrant answers
+        probe.bind(("127.0.0.1", 0))
+        dead = probe.getsockname()[1]
+    with fault_app(tmp_path, database_url=throwaway_postgres.url, redis_url="", ollama_url=fake_ollama.url,
+                   extra_env={"QDRANT_ENDPOINT": f"http://127.0.0.1:{dead}"}, setup=READY_SOURCE) as app:  # fmt: skip
+        socket_ = await chat_socket(app)
+        started = time.monotonic()
+        done = await ask(socket_, "What is the harbour budget?", timeout=40)
+        await socket_.close()
+
+    assert done["type"] == "message.done" and done["status"] == "complete", done
+    assert "could not be searched" in done["error"] and done["citations"] == []
+    assert time.monotonic() - started < 30
+    request = fake_ollama.chat_requests[-1]
+    assert all(m["role"] != "system" for m in request["messages"]), "no passages were given"
+    assert request["messages"][-1]["content"] == "What is the harbour budget?"
