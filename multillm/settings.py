@@ -56,7 +56,8 @@ SECRET_KEY: str = env.str("SECRET_KEY", default="")
 if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off (set DEBUG=on for local development).")
-    SECRET_KEY = "insecure-development-key-only-used-with-DEBUG-on"  # noqa: S105 (DEBUG only)
+    # Only with DEBUG on (a development machine): start-up refuses it otherwise, above.
+    SECRET_KEY = "insecure-development-key-only-used-with-DEBUG-on"  # noqa: S105  # nosec B105
 
 ALLOWED_HOSTS: list[str] = _typed("ALLOWED_HOSTS", "list", ["localhost", "127.0.0.1", "[::1]"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS: list[str] = _typed("CSRF_TRUSTED_ORIGINS", "list", [])
