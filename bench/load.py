@@ -6,7 +6,7 @@ vector store, ingestion in the web process), both in their own processes, and a 
 in this one serving `--ingestions` distinct generated HTML documents.
 
 Then `--users` users (each with a session and a conversation of their own) open a chat
-socket at once and, for `--duration` seconds, each sends a message, reads the answer to
+socket, spread over `--ramp` seconds, and, for `--duration` seconds, each sends a message, reads the answer to
 `message.done`, waits a random 0.5 to 2 s and sends the next. From `--ingest-after` seconds
 on, `--ingestions` users attach one document each at the same time (the page's POST, with
 CSRF), and the bench waits for every source to be ready. Bounded: an answer is given up
@@ -139,8 +139,10 @@ class Sampler:
             before, at = now_cpu, now
 
 
-async def chat_user(client: Client, app_url: str, model_id: str, stop_at: float, timeout: float) -> None:
+async def chat_user(client: Client, app_url: str, model_id: str, stop_at: float, timeout: float, delay: float) -> None:
     import websockets
+
+    await asyncio.sleep(delay)  # users arrive over the ramp, as they would in the morning
 
     url = app_url.replace("http://", "ws://") + f"/ws/chat/{client.conversation}/"
     try:
@@ -236,7 +238,10 @@ async def run(args: argparse.Namespace, app: AppServer, clients: list[Client], m
         await asyncio.gather(*(ingest(clients[i], app.url, ing) for i, ing in enumerate(ingestions)))
         progress("ingestions ended")
 
-    chats = [chat_user(c, app.url, model_id, stop_at, args.timeout) for c in clients]
+    chats = [
+        chat_user(c, app.url, model_id, stop_at, args.timeout, args.ramp * i / len(clients))
+        for i, c in enumerate(clients)
+    ]
     await asyncio.gather(ingest_later(), *chats)
     wall = time.monotonic() - started
     sampling.cancel()
@@ -260,7 +265,7 @@ def report(args: argparse.Namespace, clients: list[Client], ingestions: list[Ing
     ingest_s = [i.finished - i.started for i in ready if i.finished]
     mb = 1024 * 1024
     rows = [
-        ("users (concurrent websockets)", f"{len(clients)}"),
+        ("users (concurrent websockets)", f"{len(clients)} (sockets opened over {args.ramp:g} s)"),
         ("duration", f"{wall:.0f} s (sending for {args.duration:g} s)"),
         ("answers completed", f"{len(done)} ({len(done) / wall:.1f}/s)"),
         ("errors", f"{len(errors)}"),
@@ -296,6 +301,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--users", type=int, default=200)
     parser.add_argument("--duration", type=float, default=60, help="seconds during which users send messages")
+    parser.add_argument("--ramp", type=float, default=10, help="seconds over which the users open their sockets")
     parser.add_argument("--ingestions", type=int, default=10)
     parser.add_argument("--ingest-after", type=float, default=5, help="seconds into the run")
     parser.add_argument("--tokens", type=int, default=40, help="tokens per answer")

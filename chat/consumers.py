@@ -46,13 +46,15 @@ class FrameRateLimit:
         self.rate, self.burst = rate, burst
         self.tokens = float(burst)
         self.updated = time.monotonic()
-        self.dropped = 0
+        self.dropped = 0  # since the budget was last full
         self.warned_at = float("-inf")
 
     def allow(self) -> bool:
         now = time.monotonic()
         self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
         self.updated = now
+        if self.tokens >= self.burst:  # quiet long enough to refill: earlier floods are forgiven
+            self.dropped = 0
         if self.tokens >= 1:
             self.tokens -= 1
             return True

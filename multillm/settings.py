@@ -130,7 +130,13 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": CHANNEL_LAYER_PREFIX, "capacity": 1000},
+            # redis-py's pool raises at its default 100 connections in use: 200 sockets joining
+            # their groups at once exceed it (bench/load.py). Other pool settings stay redis-py's.
+            "CONFIG": {
+                "hosts": [{"address": REDIS_URL, "max_connections": 2000}],
+                "prefix": CHANNEL_LAYER_PREFIX,
+                "capacity": 1000,
+            },
         }
     }
 else:
