@@ -276,6 +276,8 @@ def report(args: argparse.Namespace, clients: list[Client], ingestions: list[Ing
         ("answer length", f"{args.tokens} tokens, {args.interval:g} ms apart"),
         ("saved message == client's text", f"{len(done) - len(mismatched)} / {len(done)}"),
         ("client's text == upstream's answer", f"{len(done) - len(wrong_text)} / {len(done)}"),
+        ("saved message == upstream's answer", f"{sum(saved.get(e.message_id) == expected for e in done)} / "
+         f"{len(done)}"),
         ("ingestions ready", f"{len(ready)} / {len(ingestions)}"),
         ("ingestion time p50 / max", f"{percentile(ingest_s, 0.5):.1f} / {max(ingest_s):.1f} s" if ingest_s else "-"),
         ("server CPU mean / peak (100% = 1 core)", f"{sum(sampler.cpu) / max(1, len(sampler.cpu)):.0f} / "
