@@ -94,16 +94,20 @@ async def test_redis_restarted_nothing_hangs_and_sockets_reconnect(
         while (await asyncio.to_thread(app.get, "/readyz"))[0] != 200:
             assert time.monotonic() < deadline, "the app did not recover after Redis came back"
             await asyncio.sleep(0.5)
-        # What the page does: reconnect (with backoff) and ask again.
+        # What the page does: reconnect with backoff (0.5 s doubling) and ask again. A first
+        # attempt may meet a pooled connection from before the restart and fail (HTTP 500).
+        failures = []
         for attempt in range(6):
             try:
                 fresh = await chat_socket(app)
                 done = await ask(fresh, "after redis is back")
                 break
-            except (websockets.ConnectionClosed, OSError, TimeoutError):
+            except (websockets.ConnectionClosed, websockets.InvalidHandshake, OSError, TimeoutError) as exc:
+                failures.append(repr(exc))
                 await asyncio.sleep(0.5 * 2**attempt)
         else:
-            raise AssertionError("no websocket worked after Redis came back")
+            raise AssertionError(f"no websocket worked after Redis came back: {failures}")
+        assert len(failures) <= 2, failures
         assert done["type"] == "message.done" and done["status"] == "complete", done
         await fresh.close()
         await socket.close()
