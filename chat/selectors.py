@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import Http404
 
@@ -21,7 +22,7 @@ def conversation_get_for_user(
         raise Http404("No such conversation.")
     try:
         return Conversation.objects.get(uuid=conversation_uuid, owner_id=user.pk)
-    except (Conversation.DoesNotExist, ValueError, TypeError):
+    except (Conversation.DoesNotExist, ValidationError, ValueError, TypeError):  # a malformed id is no id
         raise Http404("No such conversation.") from None
 
 

@@ -71,11 +71,22 @@ def alice_objects(alice: User) -> AliceObjects:
     return AliceObjects(alice, conversation, user_message, assistant_message, upload, url_source, key, raw_key, markers)
 
 
-# Route name -> the URL kwargs that point at one of alice's objects. A new route that takes
-# an identifier must be added here (and to the views' *_get_for_user helpers).
-OBJECT_KWARGS: dict[str, Callable[[AliceObjects], dict[str, Any]]] = {
-    "chat:conversation_detail": lambda a: {"conversation_uuid": a.conversation.uuid},
-    "chat:source_attach": lambda a: {"conversation_uuid": a.conversation.uuid},
+# Route name -> the URL kwargs (or a list of them) that point at one of alice's objects. A new
+# route that takes an identifier must be added here (and its view must use a *_get_for_user
+# helper). Entries may precede their route: branches land in either order.
+def _conversation(a: AliceObjects) -> dict[str, Any]:
+    return {"conversation_uuid": a.conversation.uuid}
+
+
+OBJECT_KWARGS: dict[str, Callable[[AliceObjects], dict[str, Any] | list[dict[str, Any]]]] = {
+    "chat:conversation_detail": _conversation,
+    "chat:source_attach": _conversation,
+    "chat:conversation_rename": _conversation,
+    "chat:conversation_pin": _conversation,
+    "chat:conversation_delete": _conversation,
+    "chat:conversation_settings": _conversation,
+    "chat:preset_apply": _conversation,
+    "chat:conversation_export": lambda a: [{**_conversation(a), "kind": kind} for kind in ("json", "md")],
     "chat:source_detach": lambda a: {"source_uuid": a.upload.uuid},
     "chat:api_key_revoke": lambda a: {"key_uuid": a.key.uuid},
 }
@@ -195,19 +206,21 @@ def test_every_route_with_an_identifier_is_404_for_another_users_object(alice, b
     for route in routes:
         if _is_admin(route):
             continue
-        url = reverse(route.name, kwargs=OBJECT_KWARGS[route.name](objects))
-        statuses = {}
-        for method in ("get", "post"):
-            response = getattr(client, method)(url, {"url": "https://example.com/x.html"} if method == "post" else None)
-            statuses[method] = response.status_code
-            _assert_no_leak(response.content, objects.markers, f"{method.upper()} {url}")
-        assert set(statuses.values()) <= {403, 404, 405}, f"{route.name} {url} answered bob with {statuses}"
-        assert {403, 404} & set(statuses.values()), f"{route.name} {url} never refused bob: {statuses}"
+        made = OBJECT_KWARGS[route.name](objects)
+        for kwargs in made if isinstance(made, list) else [made]:
+            url = reverse(route.name, kwargs=kwargs)
+            statuses = {}
+            for method in ("get", "post"):
+                data = {"url": "https://example.com/x.html", "title": "bob was here"} if method == "post" else None
+                response = getattr(client, method)(url, data)
+                statuses[method] = response.status_code
+                body = b"".join(response.streaming_content) if response.streaming else response.content
+                _assert_no_leak(body, objects.markers, f"{method.upper()} {url}")
+            assert set(statuses.values()) <= {403, 404, 405}, f"{route.name} {url} answered bob with {statuses}"
+            assert {403, 404} & set(statuses.values()), f"{route.name} {url} never refused bob: {statuses}"
         checked.append(route.name)
 
-    assert set(checked) == set(OBJECT_KWARGS), (
-        f"factories for routes that no longer exist: {set(OBJECT_KWARGS) - set(checked)}"
-    )
+    assert checked, "no route with an identifier was found"
     _assert_alice_unchanged(objects)
 
 
@@ -329,3 +342,23 @@ async def test_frames_naming_another_users_messages_reveal_nothing(alice, bob, l
     _assert_no_leak("\n".join(frames).encode(), objects.markers, "bob's socket")
     await communicator.disconnect()
     await sync_to_async(_assert_alice_unchanged)(objects)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("raw", ["", "not-a-uuid", "1", "../x", "00000000-0000-0000-0000-000000000000"])
+def test_malformed_identifiers_are_404_not_500(alice, raw) -> None:
+    """Views that take an id from a form field pass strings: Django's UUID field raises
+    ValidationError for a malformed one (found by this sweep: a 500)."""
+    from django.http import Http404
+
+    from chat.api_keys import api_key_get_for_user
+    from chat.selectors import conversation_get_for_user
+    from ingestion.selectors import source_get_for_user
+
+    for lookup in (
+        lambda: conversation_get_for_user(user=alice, conversation_uuid=raw),
+        lambda: source_get_for_user(user=alice, source_uuid=raw),
+        lambda: api_key_get_for_user(user=alice, key_uuid=raw),
+    ):
+        with pytest.raises(Http404):
+            lookup()
