@@ -183,14 +183,18 @@ def fault_app(
         "CONN_MAX_AGE": "600",
         **(extra_env or {}),
     }
-    manage = [sys.executable, "manage.py"]
-    subprocess.run([*manage, "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True, timeout=300)
-    subprocess.run([*manage, "collectstatic", "--noinput", "-v0"], cwd=ROOT, env=env, check=True, timeout=120)
-    setup = subprocess.run(
-        [*manage, "shell", "-c", SETUP.replace("sys.argv[-1]", repr(ollama_url)).replace("EXTRA_SETUP", setup)],
-        cwd=ROOT, env=env, check=True, timeout=120, capture_output=True, text=True,
-    )  # fmt: skip
-    created = json.loads(setup.stdout.strip().splitlines()[-1])
+
+    def manage(*args: str) -> str:
+        done = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, timeout=300,
+                              capture_output=True, text=True)  # fmt: skip
+        if done.returncode:
+            pytest.fail(f"manage.py {args[0]} failed:\n{done.stderr[-3000:]}")
+        return done.stdout
+
+    manage("migrate", "--noinput", "-v0")
+    manage("collectstatic", "--noinput", "-v0")
+    output = manage("shell", "-c", SETUP.replace("sys.argv[-1]", repr(ollama_url)).replace("EXTRA_SETUP", setup))
+    created = json.loads(output.strip().splitlines()[-1])
     port = _free_port()
     log = open(tmp_path / "daphne.log", "w")
     server = subprocess.Popen(
