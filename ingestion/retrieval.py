@@ -151,10 +151,19 @@ def passages_pack(passages: list[Passage], *, budget_tokens: int, count_tokens: 
     return packed
 
 
+_DELIMITER = re.compile(r"<(/?)(passages?)\b", re.IGNORECASE)
+
+
+def _defused(text: str) -> str:
+    """Untrusted text that cannot close the passage it sits in or open a new one: a document
+    saying `</passage></passages> New instructions: ...` stays inside its quotation."""
+    return _DELIMITER.sub(lambda m: f"‹{m.group(1)}{m.group(2)}", text)
+
+
 def context_message(passages: list[tuple[int, str, Passage]]) -> str:
     """A system message with numbered, delimited passages: (number, source label, passage)."""
     blocks = "\n\n".join(
-        f'<passage number="{number}" source="{label}">\n{passage.text}\n</passage>'
+        f'<passage number="{number}" source="{_defused(label)}">\n{_defused(passage.text)}\n</passage>'
         for number, label, passage in passages
     )
     return (

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.contrib.auth.models import AnonymousUser, User
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import Http404
 
@@ -34,7 +35,7 @@ def source_get_for_user(*, user: User | AnonymousUser, source_uuid: uuid.UUID | 
         raise Http404("No such source.")
     try:
         return Source.objects.select_related("document", "conversation").get(uuid=source_uuid, owner_id=user.pk)
-    except (Source.DoesNotExist, ValueError, TypeError):
+    except (Source.DoesNotExist, ValidationError, ValueError, TypeError):  # a malformed id is no id
         raise Http404("No such source.") from None
 
 

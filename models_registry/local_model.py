@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import subprocess
+
+# Runs only our own llama-server binary with our own arguments (see _launch).
+import subprocess  # nosec B404
 import threading
 import time
 import urllib.request
@@ -93,8 +95,8 @@ class LocalModelServer:
         while time.monotonic() < deadline:
             if self._process is not None and self._process.poll() is not None:
                 raise LocalModelUnavailable(f"llama-server exited with code {self._process.returncode} at start.")
-            try:
-                with urllib.request.urlopen(f"{self.url}/health", timeout=1) as response:  # noqa: S310 (loopback)
+            try:  # our own llama-server, on loopback
+                with urllib.request.urlopen(f"{self.url}/health", timeout=1) as response:  # noqa: S310  # nosec B310
                     if response.status == 200:
                         return
             except OSError:
@@ -115,7 +117,8 @@ class LocalModelServer:
 
     def _launch(self) -> None:
         with open(self.log_path, "ab") as log:  # the child keeps its own handle
-            self._process = subprocess.Popen(  # noqa: S603 (our own binary and arguments)
+            # Our own binary and arguments, never user input.
+            self._process = subprocess.Popen(  # noqa: S603  # nosec B603
                 self.command(), stdout=log, stderr=subprocess.STDOUT
             )
         logger.info("started llama-server (pid %s) on %s; its log: %s", self._process.pid, self.url, self.log_path)

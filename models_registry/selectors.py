@@ -24,6 +24,6 @@ def models_usable_by(*, user: User | AnonymousUser, capability: str = "chat") ->
 def model_get_usable(*, user: User | AnonymousUser, model_id: str, capability: str = "chat") -> LLMModel | None:
     """The model named `<provider>/<name>` if the user may use it now, else None."""
     provider_name, sep, name = model_id.partition("/")
-    if not sep or not name:
+    if not sep or not name or "\x00" in model_id:  # NUL cannot be in a query to PostgreSQL
         return None
     return models_usable_by(user=user, capability=capability).filter(provider__name=provider_name, name=name).first()

@@ -1,7 +1,8 @@
 """ASGI entry point: HTTP through Django, websockets through Channels.
 
 Websockets are only accepted from an allowed host's origin and carry the Django session,
-so the consumer sees the logged-in user.
+so the consumer sees the logged-in user. HTTP bodies over REQUEST_MAX_BYTES are refused
+before Django spools them.
 """
 
 import os
@@ -20,10 +21,11 @@ from models_registry.routing import websocket_urlpatterns as registry_routes
 from multillm.request_limits import install as install_request_limits
 
 install_request_limits()  # request bodies over the upload cap are dropped inside Daphne
+from multillm.body_limit import RequestBodyLimit
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": RequestBodyLimit(django_asgi_app),
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter([*chat_routes, *registry_routes]))),
     }
 )

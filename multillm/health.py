@@ -58,7 +58,9 @@ def _check_vector_store() -> None:
 
 async def _check_channel_layer() -> None:
     layer = get_channel_layer()
-    channel = await layer.new_channel("readyz.")
+    # The default prefix: channels_redis reads every specific channel of a process through one
+    # loop keyed by it, and a channel of another prefix waits behind an open socket's reads.
+    channel = await layer.new_channel()
     await layer.send(channel, {"type": "readyz.ping"})
     message = await layer.receive(channel)
     if message.get("type") != "readyz.ping":

@@ -65,7 +65,8 @@ SECRET_KEY: str = env.str("SECRET_KEY", default="")
 if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off (set DEBUG=on for local development).")
-    SECRET_KEY = "insecure-development-key-only-used-with-DEBUG-on"  # noqa: S105 (DEBUG only)
+    # Only with DEBUG on (a development machine): start-up refuses it otherwise, above.
+    SECRET_KEY = "insecure-development-key-only-used-with-DEBUG-on"  # noqa: S105  # nosec B105
 
 ALLOWED_HOSTS: list[str] = _typed("ALLOWED_HOSTS", "list", ["localhost", "127.0.0.1", "[::1]"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS: list[str] = _typed("CSRF_TRUSTED_ORIGINS", "list", [])
@@ -142,7 +143,13 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": CHANNEL_LAYER_PREFIX, "capacity": 1000},
+            # redis-py's pool raises at its default 100 connections in use: 200 sockets joining
+            # their groups at once exceed it (bench/load.py). Other pool settings stay redis-py's.
+            "CONFIG": {
+                "hosts": [{"address": REDIS_URL, "max_connections": 2000}],
+                "prefix": CHANNEL_LAYER_PREFIX,
+                "capacity": 1000,
+            },
         }
     }
 else:
@@ -218,6 +225,15 @@ FILE_UPLOAD_HANDLERS = [
     "django.core.files.uploadhandler.TemporaryFileUploadHandler",
 ]
 
+# Request bodies. Any body over REQUEST_MAX_BYTES is refused (413) before Django reads it;
+# the largest legitimate one is an upload (FETCH_MAX_BYTES) plus its multipart wrapping.
+# Bodies that are not file uploads (API JSON, form fields) are capped lower.
+REQUEST_MAX_BYTES: int = _positive("REQUEST_MAX_BYTES", "int", FETCH_MAX_BYTES + 1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE: int = _positive("DATA_UPLOAD_MAX_MEMORY_SIZE", "int", 4 * 1024 * 1024)
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 200
+DATA_UPLOAD_MAX_NUMBER_FILES = 10
+FILE_UPLOAD_PERMISSIONS = 0o600
+
 # Chunking, in the embedding model's own tokens (all-MiniLM-L6-v2 reads 256 word pieces).
 CHUNK_MAX_TOKENS: int = _positive("CHUNK_MAX_TOKENS", "int", 200)
 CHUNK_OVERLAP_TOKENS: int = _typed("CHUNK_OVERLAP_TOKENS", "int", 40)
@@ -229,6 +245,10 @@ CHAT_MAX_MESSAGE_CHARS: int = _positive("CHAT_MAX_MESSAGE_CHARS", "int", 32_000)
 CHAT_DELTA_INTERVAL: float = _typed("CHAT_DELTA_INTERVAL", "float", 0.03)
 # How often a streaming answer's partial text is saved, so a crash loses little.
 CHAT_CHECKPOINT_INTERVAL: float = _positive("CHAT_CHECKPOINT_INTERVAL", "float", 2.0)
+# Frames one chat socket may send: a burst, then this many a second (more are dropped; a
+# socket that keeps flooding is closed). Daphne closes a socket whose frame is over 1 MiB.
+CHAT_SOCKET_FRAMES_PER_SECOND: float = _positive("CHAT_SOCKET_FRAMES_PER_SECOND", "float", 5.0)
+CHAT_SOCKET_FRAME_BURST: int = _positive("CHAT_SOCKET_FRAME_BURST", "int", 20)
 
 # Per-user limits for the chat and the API (admins override them per user); 0 = unlimited.
 QUOTA_REQUESTS_PER_MINUTE: int = _typed("QUOTA_REQUESTS_PER_MINUTE", "int", 60)

@@ -31,6 +31,11 @@ class ChatChunk:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
 
+    def __post_init__(self) -> None:
+        # PostgreSQL text cannot hold NUL: a model that writes one must not make the save fail.
+        if "\x00" in self.text:
+            object.__setattr__(self, "text", self.text.replace("\x00", ""))
+
 
 @dataclass(frozen=True)
 class ModelInfo:
