@@ -24,7 +24,7 @@ class _BodyTooLarge(Exception):
     pass
 
 
-def _too_large_body(path: str, limit: int) -> bytes:
+def too_large_body(path: str, limit: int) -> bytes:
     message = f"The request body is over the limit of {limit // (1024 * 1024)} MB."
     if path.startswith("/api/"):
         error = {"message": message, "type": "invalid_request_error", "param": None, "code": "body_too_large"}
@@ -72,7 +72,7 @@ class RequestBodyLimit:
 
     async def _refuse(self, scope: Scope, send: Any, limit: int) -> None:
         logger.info("refused a request body over %s bytes for %s", limit, scope.get("path"))
-        body = _too_large_body(scope.get("path", ""), limit)
+        body = too_large_body(scope.get("path", ""), limit)
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                    (b"connection", b"close")]  # fmt: skip
         await send({"type": "http.response.start", "status": 413, "headers": headers})

@@ -22,14 +22,19 @@ from typing import IO, Any
 
 import daphne.server
 from daphne.http_protocol import HTTPFactory, WebRequest
+from django.conf import settings
 
 from ingestion.uploads import MULTIPART_OVERHEAD_BYTES, upload_limit_bytes, upload_too_large_message
+from multillm.body_limit import too_large_body
 
 logger = logging.getLogger(__name__)
 
 
 def request_body_limit() -> int:
-    return upload_limit_bytes() + MULTIPART_OVERHEAD_BYTES
+    """REQUEST_MAX_BYTES (by default the upload cap plus 1 MB), and never less than an upload
+    at the cap with its multipart framing: a file just over the cap is refused by the upload
+    handler, which names the file's limit."""
+    return max(settings.REQUEST_MAX_BYTES, upload_limit_bytes() + MULTIPART_OVERHEAD_BYTES)
 
 
 class CappedWebRequest(WebRequest):
@@ -59,7 +64,11 @@ class CappedWebRequest(WebRequest):
         if not self.body_refused:
             return super().process()
         logger.info("refused a request body of %s bytes (more than %s)", self.body_received, request_body_limit())
-        body = json.dumps({"error": {"code": "too_large", "detail": upload_too_large_message()}}).encode()
+        path = self.path.decode("latin-1") if isinstance(self.path, bytes) else str(self.path)
+        if path.startswith("/api/"):  # API clients expect OpenAI's error object
+            body = too_large_body(path, request_body_limit())
+        else:
+            body = json.dumps({"error": {"code": "too_large", "detail": upload_too_large_message()}}).encode()
         self.setResponseCode(413, b"Content Too Large")
         self.setHeader(b"Content-Type", b"application/json")
         self.setHeader(b"Content-Length", str(len(body)).encode())

@@ -53,6 +53,16 @@ def clear_quota_counters(settings: Any) -> Iterator[None]:
     yield
 
 
+@pytest.fixture(autouse=True)
+def drain_in_process_ingestion() -> Iterator[None]:
+    """Let sources queued in this process finish before the test's data is flushed: an
+    ingestion thread still writing would deadlock with the flush of a transactional test."""
+    yield
+    from ingestion.services import _IN_PROCESS
+
+    _IN_PROCESS.submit(lambda: None).result(timeout=120)
+
+
 @pytest.fixture(scope="session")
 def fake_ollama_server() -> Iterator[FakeOllama]:
     server = FakeOllama().start()
