@@ -317,6 +317,43 @@ def _event(payload: dict[str, Any] | str) -> bytes:
     return f"data: {data}\n\n".encode()
 
 
+async def _batched(chunks: AsyncIterator[ChatChunk]) -> AsyncIterator[list[ChatChunk]]:
+    """The provider's chunks in batches: each holds every chunk that arrived while the last was sent.
+
+    A chunk that arrives alone goes out alone and at once; a burst goes out as one event and one
+    write instead of one per token, which is what capped the relay rate. A reader task pulls from
+    the provider meanwhile; closing this generator cancels it, which closes the upstream request.
+    """
+    queue: asyncio.Queue[ChatChunk | Exception | None] = asyncio.Queue()
+
+    async def read() -> None:
+        try:
+            async for chunk in chunks:
+                queue.put_nowait(chunk)
+        except Exception as exc:  # raised to the reader of the batches, in order
+            queue.put_nowait(exc)
+        else:
+            queue.put_nowait(None)
+
+    reader = asyncio.create_task(read())
+    try:
+        while True:
+            batch = [await queue.get()]
+            while not queue.empty():
+                batch.append(queue.get_nowait())
+            end = batch[-1]  # the end of the stream or an error can only come last
+            pieces = [item for item in batch if isinstance(item, ChatChunk)]
+            if pieces:
+                yield pieces
+            if end is None:
+                return
+            if isinstance(end, Exception):
+                raise end
+    finally:
+        reader.cancel()
+        await asyncio.gather(reader, return_exceptions=True)
+
+
 async def _sse(relay: _Relay, first: ChatChunk, chunks: AsyncIterator[ChatChunk]) -> AsyncIterator[bytes]:
     model_id = relay.request.model.model_id
 
@@ -325,14 +362,21 @@ async def _sse(relay: _Relay, first: ChatChunk, chunks: AsyncIterator[ChatChunk]
         return _event({"id": relay.completion_id, "object": "chat.completion.chunk", "created": relay.created,
                        "model": model_id, "choices": [choice]})  # fmt: skip
 
+    batches = _batched(chunks)
+
+    async def upstream_close() -> None:
+        await batches.aclose()  # type: ignore[attr-defined]
+        await chunks.aclose()  # type: ignore[attr-defined]
+
     closed = False
     try:
         yield chunk({"role": "assistant", "content": first.text})
         if not first.done:
-            async for piece in chunks:
-                relay.take(piece)
-                if piece.text:
-                    yield chunk({"content": piece.text})
+            async for batch in batches:
+                for piece in batch:
+                    relay.take(piece)
+                if text := "".join(piece.text for piece in batch):
+                    yield chunk({"content": text})
         yield chunk({}, "stop")
         if relay.request.include_usage:
             yield _event({"id": relay.completion_id, "object": "chat.completion.chunk", "created": relay.created,
@@ -340,7 +384,7 @@ async def _sse(relay: _Relay, first: ChatChunk, chunks: AsyncIterator[ChatChunk]
     except ProviderError as exc:
         relay.status, relay.error = "interrupted", exc
         yield _event({"error": {"message": exc.message, "type": "upstream_error", "param": None, "code": exc.code}})
-        await chunks.aclose()  # type: ignore[attr-defined]
+        await upstream_close()
         await relay.close()
         closed = True
     except asyncio.CancelledError:
@@ -348,12 +392,12 @@ async def _sse(relay: _Relay, first: ChatChunk, chunks: AsyncIterator[ChatChunk]
         raise
     else:
         # Saved before [DONE]: a client that has read the whole stream finds it in the history.
-        await chunks.aclose()  # type: ignore[attr-defined]
+        await upstream_close()
         await relay.close()
         closed = True
     finally:
         if not closed:
-            await chunks.aclose()  # type: ignore[attr-defined]
+            await upstream_close()
             relay.close_in_background()
     yield _event("[DONE]")
 

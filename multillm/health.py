@@ -1,6 +1,7 @@
 """Liveness and readiness endpoints for load balancers and orchestrators."""
 
 import asyncio
+import contextlib
 import logging
 
 from channels.db import database_sync_to_async
@@ -35,6 +36,13 @@ async def _check_channel_layer() -> None:
     message = await layer.receive(channel)
     if message.get("type") != "readyz.ping":
         raise RuntimeError("the channel layer returned a different message")
+    # The pub/sub layer keeps a channel subscribed until a receive on it is cancelled: end it,
+    # or every check would leave a subscription behind.
+    waiting = asyncio.ensure_future(layer.receive(channel))
+    await asyncio.sleep(0)
+    waiting.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await waiting
 
 
 @login_not_required
