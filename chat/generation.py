@@ -36,6 +36,14 @@ logger = logging.getLogger(__name__)
 _RUNNING: dict[int, asyncio.Task[None]] = {}
 
 
+def _delta_interval() -> float:
+    """Seconds between an answer's deltas after the first: CHAT_DELTA_INTERVAL, or longer when so
+    many answers run that their deltas would pass CHAT_DELTAS_PER_SECOND for the process (each
+    costs a publish, a receive and a socket write per watcher): then deltas grow instead of the
+    event loop falling behind the upstreams."""
+    return max(settings.CHAT_DELTA_INTERVAL, len(_RUNNING) / settings.CHAT_DELTAS_PER_SECOND)
+
+
 def chat_group(conversation_uuid: Any) -> str:
     """Sockets showing the conversation join this group."""
     return f"chat.{conversation_uuid.hex if hasattr(conversation_uuid, 'hex') else conversation_uuid}"
@@ -163,7 +171,6 @@ class Generation:
         options = ChatOptions(context_length=context.model.context_length)
         chunks = client.stream_chat(model=context.model.name, messages=context.history, options=options)
         loop = asyncio.get_running_loop()
-        interval = settings.CHAT_DELTA_INTERVAL
         usage: dict[str, Any] = {}
         pending_next: asyncio.Future[Any] | None = None
         try:
@@ -172,7 +179,7 @@ class Generation:
                     pending_next = asyncio.ensure_future(chunks.__anext__())
                 timeout = None
                 if len(self.text) > self.sent_length and self.last_sent_at is not None:
-                    timeout = max(0.0, self.last_sent_at + interval - loop.time())
+                    timeout = max(0.0, self.last_sent_at + _delta_interval() - loop.time())
                 done, _ = await asyncio.wait({pending_next}, timeout=timeout)
                 if not done:
                     await self._send_delta()
@@ -186,7 +193,7 @@ class Generation:
                     if self.first_token_at is None:
                         self.first_token_at = time.monotonic()
                     self.text += chunk.text
-                    if self.last_sent_at is None or loop.time() - self.last_sent_at >= interval:
+                    if self.last_sent_at is None or loop.time() - self.last_sent_at >= _delta_interval():
                         await self._send_delta()
                 if chunk.done:
                     usage = {"prompt_tokens": chunk.prompt_tokens, "completion_tokens": chunk.completion_tokens}

@@ -5,7 +5,9 @@ so the consumer sees the logged-in user.
 """
 
 import os
+from typing import Any
 
+from asgiref.sync import ThreadSensitiveContext
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "multillm.settings")
@@ -18,9 +20,30 @@ from channels.security.websocket import AllowedHostsOriginValidator
 from chat.routing import websocket_urlpatterns as chat_routes
 from models_registry.routing import websocket_urlpatterns as registry_routes
 
+
+class ThreadPerConnection:
+    """Runs a websocket connection's synchronous database calls on a thread of its own.
+
+    `database_sync_to_async` is thread-sensitive: outside such a context every socket's (and
+    every answer's) database work waited in line for the one thread all of them shared, so 200
+    sockets sending at once took seconds to get their first tokens. Django gives every HTTP
+    request the same kind of context. Answers started from the socket keep using its thread,
+    and a thread of their own once it has closed.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> Any:
+        async with ThreadSensitiveContext():
+            return await self.app(scope, receive, send)
+
+
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter([*chat_routes, *registry_routes]))),
+        "websocket": ThreadPerConnection(
+            AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter([*chat_routes, *registry_routes])))
+        ),
     }
 )

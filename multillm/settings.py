@@ -149,10 +149,13 @@ if REDIS_URL:
     # resyncs its answers from the generation and the database.
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "BACKEND": "multillm.channel_layer.RedisPubSubChannelLayer",
             # Pub/sub channels are shared by every database of a Redis server: the prefix keeps
-            # apps (and test runs) that share one apart.
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": f"{CHANNEL_LAYER_PREFIX}:"},
+            # apps (and test runs) that share one apart. Publishes share a pool of connections.
+            "CONFIG": {
+                "hosts": [{"address": REDIS_URL, "max_connections": 50, "timeout": 10}],
+                "prefix": f"{CHANNEL_LAYER_PREFIX}:",
+            },
         }
     }
 else:
@@ -228,6 +231,8 @@ PDF_TIME_LIMIT: float = _positive("PDF_TIME_LIMIT", "float", 60.0)
 CHAT_MAX_MESSAGE_CHARS: int = _positive("CHAT_MAX_MESSAGE_CHARS", "int", 32_000)
 # Deltas after the first are coalesced to at most one frame per this many seconds.
 CHAT_DELTA_INTERVAL: float = _typed("CHAT_DELTA_INTERVAL", "float", 0.03)
+# ...and further, so that all the answers a process runs send at most this many deltas a second.
+CHAT_DELTAS_PER_SECOND: float = _positive("CHAT_DELTAS_PER_SECOND", "float", 500)
 # How often a streaming answer's partial text is saved, so a crash loses little.
 CHAT_CHECKPOINT_INTERVAL: float = _positive("CHAT_CHECKPOINT_INTERVAL", "float", 2.0)
 
