@@ -44,6 +44,19 @@ def _delta_interval() -> float:
     return max(settings.CHAT_DELTA_INTERVAL, len(_RUNNING) / settings.CHAT_DELTAS_PER_SECOND)
 
 
+# Partial answers a process saves per second, at most, over all its answers; and the longest
+# wait between two saves of one answer (well under services.STALE_AFTER).
+CHECKPOINTS_PER_SECOND = 20
+CHECKPOINT_INTERVAL_MAX = 20.0
+
+
+def _checkpoint_interval() -> float:
+    """CHAT_CHECKPOINT_INTERVAL, or longer when many answers run: a save per answer every 2 s kept
+    the database (and the process) busier than relaying their text did."""
+    spread = len(_RUNNING) / CHECKPOINTS_PER_SECOND
+    return min(max(settings.CHAT_CHECKPOINT_INTERVAL, spread), CHECKPOINT_INTERVAL_MAX)
+
+
 def chat_group(conversation_uuid: Any) -> str:
     """Sockets showing the conversation join this group."""
     return f"chat.{conversation_uuid.hex if hasattr(conversation_uuid, 'hex') else conversation_uuid}"
@@ -249,7 +262,7 @@ class Generation:
 
     async def _checkpoint_loop(self) -> None:
         while True:
-            await asyncio.sleep(settings.CHAT_CHECKPOINT_INTERVAL)
+            await asyncio.sleep(_checkpoint_interval())
             await database_sync_to_async(services.message_checkpoint)(message_id=self.message_id, content=self.text)
 
     async def _finish(self, outcome: dict[str, Any]) -> None:
