@@ -86,7 +86,7 @@ os.environ.update(
     DEBUG="off",
     SECRET_KEY="bench",
     ALLOWED_HOSTS="127.0.0.1,localhost",
-    LOG_LEVEL="WARNING",
+    LOG_LEVEL=os.environ.get("LOG_LEVEL", "WARNING"),
     CHANNEL_LAYER_PREFIX=f"bench{os.getpid()}",
     QUOTA_REQUESTS_PER_MINUTE="0",
     QUOTA_TOKENS_PER_DAY="0",

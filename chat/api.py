@@ -27,6 +27,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from chat import services
 from chat.api_keys import api_key_authenticate
+from chat.models import ApiKey
 from chat.openapi import openapi_document
 from chat.quotas import QuotaExceeded, QuotaTicket, quota_start
 from models_registry.models import LLMModel
@@ -64,8 +65,21 @@ class ApiError(Exception):
         return response
 
 
+def model_in_body(capability: str) -> Any:
+    """Marks an API view whose JSON body names a `model` of this capability: `api_view` looks the
+    model up in the same database call as the key (one trip before the first token, not two)."""
+
+    def mark(view: Any) -> Any:
+        view.model_capability = capability
+        return view
+
+    return mark
+
+
 def api_view(view: Any) -> Any:
-    """Bearer-key authentication and OpenAI-shaped errors for an async API view."""
+    """Bearer-key authentication and OpenAI-shaped errors for an async API view. For a view marked
+    with `model_in_body`, `request.api_model` is the usable model the body names, or None."""
+    capability: str | None = getattr(view, "model_capability", None)
 
     async def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         try:
@@ -74,7 +88,18 @@ def api_view(view: Any) -> Any:
             if scheme.lower() != "bearer" or not raw_key.strip():
                 raise ApiError(401, "Send your API key as 'Authorization: Bearer <key>'.", code="missing_api_key",
                                type="authentication_error")  # fmt: skip
-            key = await database_sync_to_async(api_key_authenticate)(raw_key.strip())
+            model_id = _requested_model(request) if capability else None
+
+            def authenticate() -> ApiKey | None:
+                key = api_key_authenticate(raw_key.strip())
+                request.api_model = (  # type: ignore[attr-defined]
+                    model_get_usable(user=key.user, model_id=model_id, capability=capability)
+                    if key is not None and model_id and capability
+                    else None
+                )
+                return key
+
+            key = await database_sync_to_async(authenticate)()
             if key is None:
                 raise ApiError(401, "Incorrect or revoked API key.", code="invalid_api_key",
                                type="authentication_error")  # fmt: skip
@@ -86,7 +111,18 @@ def api_view(view: Any) -> Any:
     return login_not_required(csrf_exempt(wrapper))
 
 
+def _requested_model(request: HttpRequest) -> str | None:
+    try:
+        model = _json_body(request).get("model")
+    except ApiError:  # the view answers it, after authentication
+        return None
+    return model if isinstance(model, str) else None
+
+
 def _json_body(request: HttpRequest) -> dict[str, Any]:
+    parsed: dict[str, Any] | None = getattr(request, "api_json", None)
+    if parsed is not None:
+        return parsed
     if request.method != "POST":
         raise ApiError(405, "Use POST.", code="method_not_allowed")
     limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
@@ -103,15 +139,16 @@ def _json_body(request: HttpRequest) -> dict[str, Any]:
         raise ApiError(400, "The body must be JSON.", code="invalid_json") from None
     if not isinstance(body, dict):
         raise ApiError(400, "The body must be a JSON object.", code="invalid_json")
+    request.api_json = body  # type: ignore[attr-defined]
     return body
 
 
-async def _usable_model(user: Any, model_id: Any, capability: str) -> LLMModel:
+async def _usable_model(request: HttpRequest, model_id: Any, capability: str) -> LLMModel:
     if not isinstance(model_id, str) or not model_id:
         raise ApiError(
             400, "`model` is required: a model id from GET /api/v1/models.", code="invalid_model", param="model"
         )
-    model = await database_sync_to_async(model_get_usable)(user=user, model_id=model_id, capability=capability)
+    model: LLMModel | None = getattr(request, "api_model", None)  # looked up with the key
     if model is not None:
         return model
     if "\x00" in model_id or len(model_id) > 500:
@@ -216,7 +253,7 @@ async def _parse_chat_request(request: HttpRequest) -> _ChatRequest:
     stream_options = body.get("stream_options") or {}
     if not isinstance(stream, bool) or not isinstance(store, bool) or not isinstance(stream_options, dict):
         raise ApiError(400, "`stream` and `store` are booleans; `stream_options` an object.", code="invalid_value")
-    model = await _usable_model(request.user, body.get("model"), "chat")
+    model = await _usable_model(request, body.get("model"), "chat")
     options = ChatOptions(
         temperature=_number(body, "temperature", float, 0, 2),
         max_tokens=_number(body, "max_tokens", int, 1, 10**6) or _number(body, "max_completion_tokens", int, 1, 10**6),
@@ -285,6 +322,7 @@ def _upstream_error(exc: ProviderError) -> ApiError:
 
 
 @api_view
+@model_in_body("chat")
 async def chat_completions(request: HttpRequest) -> HttpResponse:
     parsed = await _parse_chat_request(request)
     try:
@@ -334,6 +372,43 @@ def _event(payload: dict[str, Any] | str) -> bytes:
     return f"data: {data}\n\n".encode()
 
 
+async def _batched(chunks: AsyncIterator[ChatChunk]) -> AsyncIterator[list[ChatChunk]]:
+    """The provider's chunks in batches: each holds every chunk that arrived while the last was sent.
+
+    A chunk that arrives alone goes out alone and at once; a burst goes out as one event and one
+    write instead of one per token, which is what capped the relay rate. A reader task pulls from
+    the provider meanwhile; closing this generator cancels it, which closes the upstream request.
+    """
+    queue: asyncio.Queue[ChatChunk | Exception | None] = asyncio.Queue()
+
+    async def read() -> None:
+        try:
+            async for chunk in chunks:
+                queue.put_nowait(chunk)
+        except Exception as exc:  # raised to the reader of the batches, in order
+            queue.put_nowait(exc)
+        else:
+            queue.put_nowait(None)
+
+    reader = asyncio.create_task(read())
+    try:
+        while True:
+            batch = [await queue.get()]
+            while not queue.empty():
+                batch.append(queue.get_nowait())
+            end = batch[-1]  # the end of the stream or an error can only come last
+            pieces = [item for item in batch if isinstance(item, ChatChunk)]
+            if pieces:
+                yield pieces
+            if end is None:
+                return
+            if isinstance(end, Exception):
+                raise end
+    finally:
+        reader.cancel()
+        await asyncio.gather(reader, return_exceptions=True)
+
+
 async def _sse(relay: _Relay, first: ChatChunk, chunks: AsyncIterator[ChatChunk]) -> AsyncIterator[bytes]:
     model_id = relay.request.model.model_id
 
@@ -342,14 +417,21 @@ async def _sse(relay: _Relay, first: ChatChunk, chunks: AsyncIterator[ChatChunk]
         return _event({"id": relay.completion_id, "object": "chat.completion.chunk", "created": relay.created,
                        "model": model_id, "choices": [choice]})  # fmt: skip
 
+    batches = _batched(chunks)
+
+    async def upstream_close() -> None:
+        await batches.aclose()  # type: ignore[attr-defined]
+        await chunks.aclose()  # type: ignore[attr-defined]
+
     closed = False
     try:
         yield chunk({"role": "assistant", "content": first.text})
         if not first.done:
-            async for piece in chunks:
-                relay.take(piece)
-                if piece.text:
-                    yield chunk({"content": piece.text})
+            async for batch in batches:
+                for piece in batch:
+                    relay.take(piece)
+                if text := "".join(piece.text for piece in batch):
+                    yield chunk({"content": text})
         yield chunk({}, "stop")
         if relay.request.include_usage:
             yield _event({"id": relay.completion_id, "object": "chat.completion.chunk", "created": relay.created,
@@ -357,7 +439,7 @@ async def _sse(relay: _Relay, first: ChatChunk, chunks: AsyncIterator[ChatChunk]
     except ProviderError as exc:
         relay.status, relay.error = "interrupted", exc
         yield _event({"error": {"message": exc.message, "type": "upstream_error", "param": None, "code": exc.code}})
-        await chunks.aclose()  # type: ignore[attr-defined]
+        await upstream_close()
         await relay.close()
         closed = True
     except asyncio.CancelledError:
@@ -365,17 +447,18 @@ async def _sse(relay: _Relay, first: ChatChunk, chunks: AsyncIterator[ChatChunk]
         raise
     else:
         # Saved before [DONE]: a client that has read the whole stream finds it in the history.
-        await chunks.aclose()  # type: ignore[attr-defined]
+        await upstream_close()
         await relay.close()
         closed = True
     finally:
         if not closed:
-            await chunks.aclose()  # type: ignore[attr-defined]
+            await upstream_close()
             relay.close_in_background()
     yield _event("[DONE]")
 
 
 @api_view
+@model_in_body("embedding")
 async def embeddings(request: HttpRequest) -> JsonResponse:
     body = _json_body(request)
     texts = body.get("input")
@@ -389,7 +472,7 @@ async def embeddings(request: HttpRequest) -> JsonResponse:
     ):
         raise ApiError(400, "`input` must be a non-empty string or a list of up to 2048 non-empty strings.",
                        code="invalid_value", param="input")  # fmt: skip
-    model = await _usable_model(request.user, body.get("model"), "embedding")
+    model = await _usable_model(request, body.get("model"), "embedding")
     try:
         ticket = await quota_start(user_id=request.user.pk, prompt_chars=sum(len(t) for t in texts))
     except QuotaExceeded as exc:

@@ -214,6 +214,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
         streaming = self.conversation.messages.filter(status=Message.Status.STREAMING).exists()
         return messages, streaming
 
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        # Channels closes stale database connections before every handler, a hop to a thread and
+        # back: relayed events (each delta) touch no database, so they skip it.
+        if message["type"] == "chat.event":
+            await self.chat_event(message)
+        else:
+            await super().dispatch(message)
+
     async def chat_event(self, event: dict[str, Any]) -> None:
         await self._send_frame(event["frame"])
 

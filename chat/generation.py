@@ -37,6 +37,27 @@ logger = logging.getLogger(__name__)
 _RUNNING: dict[int, asyncio.Task[None]] = {}
 
 
+def _delta_interval() -> float:
+    """Seconds between an answer's deltas after the first: CHAT_DELTA_INTERVAL, or longer when so
+    many answers run that their deltas would pass CHAT_DELTAS_PER_SECOND for the process (each
+    costs a publish, a receive and a socket write per watcher): then deltas grow instead of the
+    event loop falling behind the upstreams."""
+    return max(settings.CHAT_DELTA_INTERVAL, len(_RUNNING) / settings.CHAT_DELTAS_PER_SECOND)
+
+
+# Partial answers a process saves per second, at most, over all its answers; and the longest
+# wait between two saves of one answer (well under services.STALE_AFTER).
+CHECKPOINTS_PER_SECOND = 20
+CHECKPOINT_INTERVAL_MAX = 20.0
+
+
+def _checkpoint_interval() -> float:
+    """CHAT_CHECKPOINT_INTERVAL, or longer when many answers run: a save per answer every 2 s kept
+    the database (and the process) busier than relaying their text did."""
+    spread = len(_RUNNING) / CHECKPOINTS_PER_SECOND
+    return min(max(settings.CHAT_CHECKPOINT_INTERVAL, spread), CHECKPOINT_INTERVAL_MAX)
+
+
 def chat_group(conversation_uuid: Any) -> str:
     """Sockets showing the conversation join this group."""
     return f"chat.{conversation_uuid.hex if hasattr(conversation_uuid, 'hex') else conversation_uuid}"
@@ -169,38 +190,40 @@ class Generation:
         client = provider_client(context.model.provider)
         chunks = client.stream_chat(model=context.model.name, messages=context.history, options=context.options)
         loop = asyncio.get_running_loop()
-        interval = settings.CHAT_DELTA_INTERVAL
         usage: dict[str, Any] = {}
-        pending_next: asyncio.Future[Any] | None = None
+        # Text that waits for its interval is sent by a timer if the upstream goes quiet first: the
+        # chunks are read directly, not each through a task and asyncio.wait (~20 µs a chunk).
+        timer: asyncio.TimerHandle | None = None
+        flushes: set[asyncio.Task[None]] = set()
+
+        def flush() -> None:
+            nonlocal timer
+            timer = None
+            task = asyncio.ensure_future(self._send_delta())
+            flushes.add(task)
+            task.add_done_callback(flushes.discard)
+
         try:
-            while True:
-                if pending_next is None:
-                    pending_next = asyncio.ensure_future(chunks.__anext__())
-                timeout = None
-                if len(self.text) > self.sent_length and self.last_sent_at is not None:
-                    timeout = max(0.0, self.last_sent_at + interval - loop.time())
-                done, _ = await asyncio.wait({pending_next}, timeout=timeout)
-                if not done:
-                    await self._send_delta()
-                    continue
-                finished, pending_next = pending_next, None
-                try:
-                    chunk = finished.result()
-                except StopAsyncIteration:
-                    break
+            async for chunk in chunks:
                 if chunk.text:
                     if self.first_token_at is None:
                         self.first_token_at = time.monotonic()
                     self.text += chunk.text
-                    if self.last_sent_at is None or loop.time() - self.last_sent_at >= interval:
+                    wait = 0.0 if self.last_sent_at is None else self.last_sent_at + _delta_interval() - loop.time()
+                    if wait <= 0:
+                        if timer is not None:
+                            timer.cancel()
+                            timer = None
                         await self._send_delta()
+                    elif timer is None:
+                        timer = loop.call_later(wait, flush)
                 if chunk.done:
                     usage = {"prompt_tokens": chunk.prompt_tokens, "completion_tokens": chunk.completion_tokens}
                     break
         finally:
-            if pending_next is not None:
-                pending_next.cancel()
-                await asyncio.gather(pending_next, return_exceptions=True)
+            if timer is not None:
+                timer.cancel()
+            await asyncio.gather(*flushes, return_exceptions=True)
             await chunks.aclose()  # type: ignore[attr-defined]
             await self._send_delta()
         return usage
@@ -248,7 +271,7 @@ class Generation:
 
     async def _checkpoint_loop(self) -> None:
         while True:
-            await asyncio.sleep(settings.CHAT_CHECKPOINT_INTERVAL)
+            await asyncio.sleep(_checkpoint_interval())
             await database_sync_to_async(services.message_checkpoint)(message_id=self.message_id, content=self.text)
 
     async def _finish(self, outcome: dict[str, Any]) -> None:

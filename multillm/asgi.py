@@ -6,7 +6,9 @@ before Django spools them.
 """
 
 import os
+from typing import Any
 
+from asgiref.sync import ThreadSensitiveContext
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "multillm.settings")
@@ -23,9 +25,30 @@ from multillm.request_limits import install as install_request_limits
 install_request_limits()  # request bodies over the upload cap are dropped inside Daphne
 from multillm.body_limit import RequestBodyLimit
 
+
+class ThreadPerConnection:
+    """Runs a websocket connection's synchronous database calls on a thread of its own.
+
+    `database_sync_to_async` is thread-sensitive: outside such a context every socket's (and
+    every answer's) database work waited in line for the one thread all of them shared, so 200
+    sockets sending at once took seconds to get their first tokens. Django gives every HTTP
+    request the same kind of context. Answers started from the socket keep using its thread,
+    and a thread of their own once it has closed.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> Any:
+        async with ThreadSensitiveContext():
+            return await self.app(scope, receive, send)
+
+
 application = ProtocolTypeRouter(
     {
         "http": RequestBodyLimit(django_asgi_app),
-        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter([*chat_routes, *registry_routes]))),
+        "websocket": ThreadPerConnection(
+            AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter([*chat_routes, *registry_routes])))
+        ),
     }
 )

@@ -15,6 +15,7 @@ ALLOWED_HOSTS check and the HTTPS redirect, which would otherwise turn them into
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -65,6 +66,13 @@ async def _check_channel_layer() -> None:
     message = await layer.receive(channel)
     if message.get("type") != "readyz.ping":
         raise RuntimeError("the channel layer returned a different message")
+    # The pub/sub layer keeps a channel subscribed until a receive on it is cancelled: end it,
+    # or every check would leave a subscription behind.
+    waiting = asyncio.ensure_future(layer.receive(channel))
+    await asyncio.sleep(0)
+    waiting.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await waiting
 
 
 async def _check_qdrant() -> None:

@@ -92,7 +92,7 @@ MIDDLEWARE = [
     "multillm.health.ProbeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "multillm.security.ContentSecurityPolicyMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "multillm.middleware.StaticFilesMiddleware",
     "multillm.observability.RequestLogMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -129,6 +129,20 @@ except (ValueError, KeyError) as exc:
 # Long-lived ASGI workers must not keep a connection that the server has since closed.
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"]["CONN_MAX_AGE"] = _typed("CONN_MAX_AGE", "int", 0)
+# Postgres connections come from a pool (psycopg_pool), borrowed for each ORM call and handed
+# back after it. Under Daphne every HTTP request runs its ORM calls in a thread of its own, so
+# CONN_MAX_AGE cannot keep connections there: without a pool each call opened a connection
+# (a few ms, and one per open stream at once). Off with DATABASE_POOL_MAX_SIZE=0.
+DATABASE_POOL_MAX_SIZE: int = _typed("DATABASE_POOL_MAX_SIZE", "int", 20)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and DATABASE_POOL_MAX_SIZE > 0:
+    if DATABASES["default"]["CONN_MAX_AGE"]:
+        raise ImproperlyConfigured("CONN_MAX_AGE must be 0 with the connection pool (or set DATABASE_POOL_MAX_SIZE=0)")
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": min(2, DATABASE_POOL_MAX_SIZE),
+        "max_size": DATABASE_POOL_MAX_SIZE,
+        # A request that finds every connection busy waits this long, then fails.
+        "timeout": 30,
+    }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # One writer at a time: wait for the lock instead of failing at once.
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
@@ -140,15 +154,21 @@ if REDIS_URL and not REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
     raise ImproperlyConfigured(f"REDIS_URL must start with redis://, rediss:// or unix://, got {REDIS_URL!r}")
 CHANNEL_LAYER_PREFIX: str = env.str("CHANNEL_LAYER_PREFIX", default="multillm")
 if REDIS_URL:
+    # Redis pub/sub: a group_send is one PUBLISH, and each process reads everything sent to its
+    # channels and groups from one subscribed connection as Redis pushes it. The list-based
+    # RedisChannelLayer costs 4 round trips per group_send and 4 per message received, one
+    # message at a time per process: at 200 streaming answers it fell seconds behind and
+    # dropped deltas once its 1000 queued messages filled up. Nothing here needs what pub/sub
+    # lacks (messages kept for a process that is not listening): a socket that reconnects
+    # resyncs its answers from the generation and the database.
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            # redis-py's pool raises at its default 100 connections in use: 200 sockets joining
-            # their groups at once exceed it (bench/load.py). Other pool settings stay redis-py's.
+            "BACKEND": "multillm.channel_layer.RedisPubSubChannelLayer",
+            # Pub/sub channels are shared by every database of a Redis server: the prefix keeps
+            # apps (and test runs) that share one apart. Publishes share a pool of connections.
             "CONFIG": {
-                "hosts": [{"address": REDIS_URL, "max_connections": 2000}],
-                "prefix": CHANNEL_LAYER_PREFIX,
-                "capacity": 1000,
+                "hosts": [{"address": REDIS_URL, "max_connections": 50, "timeout": 10}],
+                "prefix": f"{CHANNEL_LAYER_PREFIX}:",
             },
         }
     }
@@ -243,6 +263,8 @@ PDF_TIME_LIMIT: float = _positive("PDF_TIME_LIMIT", "float", 60.0)
 CHAT_MAX_MESSAGE_CHARS: int = _positive("CHAT_MAX_MESSAGE_CHARS", "int", 32_000)
 # Deltas after the first are coalesced to at most one frame per this many seconds.
 CHAT_DELTA_INTERVAL: float = _typed("CHAT_DELTA_INTERVAL", "float", 0.03)
+# ...and further, so that all the answers a process runs send at most this many deltas a second.
+CHAT_DELTAS_PER_SECOND: float = _positive("CHAT_DELTAS_PER_SECOND", "float", 500)
 # How often a streaming answer's partial text is saved, so a crash loses little.
 CHAT_CHECKPOINT_INTERVAL: float = _positive("CHAT_CHECKPOINT_INTERVAL", "float", 2.0)
 # Frames one chat socket may send: a burst, then this many a second (more are dropped; a

@@ -37,11 +37,13 @@ def test_database_and_redis_urls_switch_to_postgres_and_redis(tmp_path) -> None:
     result = load_settings(
         {"DEBUG": "on", "DATABASE_URL": "postgres://u@db:5432/app", "REDIS_URL": "redis://cache:6379/1"},
         tmp_path,
-        "s.DATABASES['default']['ENGINE'], s.CHANNEL_LAYERS['default']['BACKEND'], s.CELERY_BROKER_URL",
+        "s.DATABASES['default']['ENGINE'], s.CHANNEL_LAYERS['default']['BACKEND'], s.CELERY_BROKER_URL,"
+        " 'pool max', s.DATABASES['default']['OPTIONS']['pool']['max_size']",
     )
 
     assert result.returncode == 0, result.stderr
-    assert "postgresql" in result.stdout and "RedisChannelLayer" in result.stdout
+    assert "postgresql" in result.stdout and "RedisPubSubChannelLayer" in result.stdout
+    assert "pool max 20" in result.stdout
     assert "redis://cache:6379/1" in result.stdout
 
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import logging
 import ssl
+import weakref
 from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +48,14 @@ def context_window(messages: list[ChatMessage], options: ChatOptions) -> int:
     return min(window, options.context_length) if options.context_length else window
 
 
+# Streaming clients by event loop (an HTTP connection belongs to one), then by server and timeouts.
+_STREAMING_CLIENTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[Any, ...], ollama.AsyncClient]] = (
+    weakref.WeakKeyDictionary()
+)
+# One connection per answer running at once; this many kept open between answers.
+STREAMING_CONNECTIONS = httpx.Limits(max_connections=1000, max_keepalive_connections=100)
+
+
 @functools.cache
 def _tls_context() -> ssl.SSLContext:
     """One TLS context per process: building one takes ~15 ms, more than a local first token."""
@@ -52,14 +63,23 @@ def _tls_context() -> ssl.SSLContext:
 
 
 class OllamaProvider(ChatProvider):
-    def _client(self) -> ollama.AsyncClient:
+    def _client(self, **options: Any) -> ollama.AsyncClient:
         timeout = httpx.Timeout(
             connect=settings.PROVIDER_CONNECT_TIMEOUT,
             read=settings.PROVIDER_READ_TIMEOUT,
             write=settings.PROVIDER_CONNECT_TIMEOUT,
             pool=settings.PROVIDER_CONNECT_TIMEOUT,
         )
-        return ollama.AsyncClient(host=self.base_url, timeout=timeout, verify=_tls_context())
+        return ollama.AsyncClient(host=self.base_url, timeout=timeout, verify=_tls_context(), **options)
+
+    def _shared_client(self) -> ollama.AsyncClient:
+        """The client for answers on the running event loop, kept: its connections are reused, so an
+        answer needs no new TCP (and TLS) connection, and a burst of answers no burst of them."""
+        clients = _STREAMING_CLIENTS.setdefault(asyncio.get_running_loop(), {})
+        key = (self.base_url, settings.PROVIDER_CONNECT_TIMEOUT, settings.PROVIDER_READ_TIMEOUT)
+        if key not in clients:
+            clients[key] = self._client(limits=STREAMING_CONNECTIONS)
+        return clients[key]
 
     async def stream_chat(
         self, *, model: str, messages: list[ChatMessage], options: ChatOptions
@@ -75,10 +95,12 @@ class OllamaProvider(ChatProvider):
             # Ollama's default window is small and it drops the start of a longer prompt
             # silently; the model's whole window would reserve memory that most chats never use.
             request_options["num_ctx"] = context_window(messages, options)
-        client = self._client()
         try:
-            async with client:
-                stream = await client.chat(model=model, messages=messages, stream=True, options=request_options)
+            # Closing the stream (the answer is done, failed or cancelled) ends the request.
+            stream = await self._shared_client().chat(
+                model=model, messages=messages, stream=True, options=request_options
+            )
+            async with aclosing(stream):  # type: ignore[type-var]
                 async for part in stream:
                     if part.done:
                         yield ChatChunk(

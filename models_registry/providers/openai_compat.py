@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import weakref
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
 from typing import Any, NoReturn, TypeVar
@@ -26,6 +27,11 @@ RETRIES = 2
 RETRY_AFTER_CAP = 10.0
 
 T = TypeVar("T")
+
+# Streaming clients by event loop (an HTTP connection belongs to one), then by provider settings.
+_STREAMING_CLIENTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[Any, ...], openai.AsyncOpenAI]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def _capabilities(name: str) -> list[str]:
@@ -125,23 +131,43 @@ class _OpenAIProtocolProvider(ChatProvider):
             await asyncio.sleep(delay)
             attempt += 1
 
+    def _shared_client(self) -> openai.AsyncOpenAI:
+        """This provider's client for the running event loop, kept for later answers: building one
+        takes 0.5 to 10 ms, and its kept-alive connection saves a TCP (and TLS) handshake each time."""
+        clients = _STREAMING_CLIENTS.setdefault(asyncio.get_running_loop(), {})
+        timeouts = (settings.PROVIDER_CONNECT_TIMEOUT, settings.PROVIDER_READ_TIMEOUT)
+        key = (type(self), self.base_url, self.api_key, self.api_version, timeouts)
+        client = clients.get(key)
+        if client is None:
+            client = clients[key] = self._client()
+        return client
+
     async def _stream_once(self, params: dict[str, Any]) -> AsyncGenerator[ChatChunk, None]:
         finished = False
-        usage = None
-        async with self._client() as client, await client.chat.completions.create(**params) as stream:
+        usage: dict[str, Any] | None = None
+        # The chunks as plain JSON (`cast_to=object`): the client's typed chunk objects cost about
+        # 0.4 ms each, most of the time it took to relay an answer. Its request building, SSE
+        # decoding, error events and exceptions are the same as `chat.completions.create`'s.
+        stream = await self._shared_client().post(
+            "/chat/completions", body=params, cast_to=object, stream=True, stream_cls=openai.AsyncStream[object]
+        )
+        async with stream:
             async for part in stream:
+                if not isinstance(part, dict) or not isinstance(part.get("choices") or [], list):
+                    raise ValueError("a chunk that is not a chat completion chunk")
                 # The usage chunk has no choices; some servers also put usage on every chunk.
-                usage = part.usage or usage
-                for choice in part.choices:
-                    if choice.delta is not None and choice.delta.content:
-                        yield ChatChunk(text=choice.delta.content)
-                    finished = finished or bool(choice.finish_reason)
+                usage = part.get("usage") or usage
+                for choice in part.get("choices") or ():
+                    delta = choice.get("delta") or {}
+                    if content := delta.get("content"):
+                        yield ChatChunk(text=content)
+                    finished = finished or bool(choice.get("finish_reason"))
         if not finished and usage is None:
             raise ProviderError(f"{self._where} ended the answer before it was complete.", code="interrupted")
         yield ChatChunk(
             done=True,
-            prompt_tokens=usage.prompt_tokens if usage else None,
-            completion_tokens=usage.completion_tokens if usage else None,
+            prompt_tokens=usage.get("prompt_tokens") if usage else None,
+            completion_tokens=usage.get("completion_tokens") if usage else None,
         )
 
     async def embed_batch(self, *, model: str, texts: list[str]) -> list[list[float]]:

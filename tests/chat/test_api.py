@@ -67,6 +67,8 @@ def test_chat_completion_answers_in_openai_shape_and_is_stored(app_server, key, 
 
 def test_streaming_relays_chunks_and_the_usage_chunk(app_server, key, fake_ollama) -> None:
     fake_ollama.reply = lambda messages: "one two three four five six"
+    # Tokens apart in time go out one by one (tokens that arrive together may share a chunk).
+    fake_ollama.token_delay = 0.02
 
     stream = client_for(app_server, key).chat.completions.create(
         model=LLAMA, messages=[{"role": "user", "content": "count"}], stream=True,

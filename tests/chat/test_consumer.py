@@ -162,9 +162,12 @@ async def test_answer_survives_every_socket_closing_and_a_new_one_sees_all_of_it
 
     created = [f["message"] for f in frames if f["type"] == "message.created"]
     assert [m["id"] for m in created][-1] == assistant_id
-    snapshot = next(f for f in frames if f["type"] == "delta")
-    assert snapshot["offset"] == 0 and len(snapshot["text"]) > 0
-    assert text_of(frames, assistant_id) == reply, "no text may be missing or repeated"
+    # Live deltas may reach the new socket before the snapshot it asked for (it joined the group
+    # on connect); they leave a gap, which the page answers with a sync. From the snapshot on,
+    # nothing may be missing or repeated.
+    start = next(i for i, f in enumerate(frames) if f["type"] == "delta" and f["offset"] == 0)
+    assert len(frames[start]["text"]) > 0
+    assert text_of(frames[start:], assistant_id) == reply, "no text may be missing or repeated"
     assert frames[-1]["status"] == "complete"
     assert (await Message.objects.aget(pk=assistant_id)).content == reply
     await second.close()
