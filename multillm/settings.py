@@ -186,6 +186,10 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": CELERY_VISIBILITY_TIMEOUT,
     # A worker killed while restoring unacknowledged tasks must not block the others for long.
     "unacked_mutex_expire": min(300, CELERY_VISIBILITY_TIMEOUT),
+    # Look for the tasks of dead workers every few seconds (kombu's default, 10 s times a
+    # throttle of 10, hands them out 100 s after their visibility timeout at the earliest).
+    "unacked_restore_interval": min(10, max(1, CELERY_VISIBILITY_TIMEOUT // 2)),
+    "unacked_restore_throttle": 1,
 }
 CELERY_TASK_DEFAULT_QUEUE: str = env.str("CELERY_QUEUE", default="multillm")
 
