@@ -10,7 +10,7 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import QuerySet
 from django.http import Http404
 
-from chat.models import Conversation, Message
+from chat.models import Conversation, Message, Vote
 
 SIDEBAR_LIMIT = 100
 
@@ -37,10 +37,26 @@ def conversations_for_sidebar(*, user: AbstractBaseUser) -> QuerySet[Conversatio
 
 @dataclass
 class Turn:
-    """One prompt on the shown branch and its current answer in each column."""
+    """One prompt on the shown branch and its current answer in each column.
+
+    `prompt_versions` lists the ids of the prompt and its sibling versions (edits), oldest
+    first; `reply_versions` does the same for each column's answers (regenerations).
+    """
 
     prompt: Message
     replies: list[Message] = field(default_factory=list)
+    prompt_versions: list[int] = field(default_factory=list)
+    reply_versions: dict[int, list[int]] = field(default_factory=dict)
+    vote: Vote | None = None
+
+    @property
+    def hidden(self) -> bool:
+        """Blind answers hide their models until the vote."""
+        return self.prompt.blind and self.vote is None
+
+    @property
+    def side_by_side(self) -> bool:
+        return len(self.replies) > 1
 
 
 def _current_child(children: list[Message]) -> Message | None:
@@ -61,20 +77,83 @@ def active_path(messages: Iterable[Message]) -> list[Turn]:
         elif message.role == Message.Role.ASSISTANT and message.parent_id is not None:
             replies.setdefault(message.parent_id, {}).setdefault(message.column, []).append(message)
     path: list[Turn] = []
-    prompt = _current_child(prompts.get(None, []))
+    siblings = prompts.get(None, [])
+    prompt = _current_child(siblings)
     while prompt is not None:
         columns = replies.get(prompt.pk, {})
-        path.append(Turn(prompt, [c for col in sorted(columns) if (c := _current_child(columns[col])) is not None]))
-        prompt = _current_child(prompts.get(prompt.pk, []))
+        path.append(
+            Turn(
+                prompt,
+                [c for col in sorted(columns) if (c := _current_child(columns[col])) is not None],
+                prompt_versions=[m.pk for m in siblings],
+                reply_versions={col: [m.pk for m in columns[col]] for col in sorted(columns)},
+            )
+        )
+        siblings = prompts.get(prompt.pk, [])
+        prompt = _current_child(siblings)
     return path
+
+
+TREE_FIELDS = ("id", "parent_id", "role", "column", "is_current")
+TURNS_PER_PAGE = 50
+
+
+@dataclass
+class TurnPage:
+    turns: list[Turn]
+    has_older: bool
+
+    @property
+    def oldest_prompt_id(self) -> int | None:
+        return self.turns[0].prompt.pk if self.turns else None
+
+
+def conversation_turns(
+    *, conversation: Conversation, before: int | None = None, limit: int = TURNS_PER_PAGE
+) -> TurnPage:
+    """The last `limit` turns of the shown branch (before the prompt `before`, when given),
+    with their messages and votes loaded in full: three queries, however long the conversation.
+    """
+    path = active_path(conversation.messages.only(*TREE_FIELDS))
+    end = len(path)
+    if before is not None:
+        end = next((i for i, turn in enumerate(path) if turn.prompt.pk == before), 0)
+    turns = path[max(0, end - limit) : end]
+    ids = [m.pk for turn in turns for m in (turn.prompt, *turn.replies)]
+    full = {m.pk: m for m in conversation.messages.filter(id__in=ids)} if ids else {}
+    votes = {v.prompt_id: v for v in Vote.objects.filter(prompt_id__in=[t.prompt.pk for t in turns])} if ids else {}
+    for turn in turns:
+        turn.prompt = full[turn.prompt.pk]
+        turn.replies = [full[m.pk] for m in turn.replies]
+        turn.vote = votes.get(turn.prompt.pk)
+    return TurnPage(turns=turns, has_older=end - limit > 0)
+
+
+def path_message_ids(*, conversation: Conversation) -> set[int]:
+    return {m.pk for turn in active_path(conversation.messages.only(*TREE_FIELDS)) for m in (turn.prompt, *turn.replies)}
+
+
+def message_model_hidden(message: Message) -> bool:
+    """Whether an answer's model is still secret: its prompt is blind and not voted on."""
+    if message.role != Message.Role.ASSISTANT or message.parent_id is None:
+        return False
+    return Message.objects.filter(pk=message.parent_id, blind=True, vote__isnull=True).exists()
 
 
 def messages_for_conversation(*, conversation: Conversation, after_id: int = 0) -> QuerySet[Message]:
     return conversation.messages.filter(id__gt=after_id).order_by("id")
 
 
-def message_as_frame(message: Message) -> dict[str, object]:
-    """The message as the websocket and the page's script see it."""
+def message_as_frame(message: Message, *, hide_model: bool = False) -> dict[str, object]:
+    """The message as the websocket and the page's script see it.
+
+    With `hide_model` (a blind answer before the vote) nothing names the model: not the
+    label, and not an error text that would quote it.
+    """
+    error = message.error
+    if hide_model and message.model_label:
+        for name in {message.model_label, message.model_label.split("/", 1)[-1]}:
+            error = error.replace(name, "this model")
     return {
         "id": message.pk,
         "parent": message.parent_id,
@@ -83,8 +162,10 @@ def message_as_frame(message: Message) -> dict[str, object]:
         "content": message.content,
         "html": message.content_html,
         "status": message.status,
-        "model": message.model_label,
-        "error": message.error,
+        "model": "" if hide_model else message.model_label,
+        "blind": hide_model,
+        "is_current": message.is_current,
+        "error": error,
         "usage": {"prompt_tokens": message.prompt_tokens, "completion_tokens": message.completion_tokens},
         "first_token_ms": message.first_token_ms,
         "latency_ms": message.latency_ms,
