@@ -212,7 +212,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self._send_error("bad_frame", "`message` must be a message id.")
             return
         label = await database_sync_to_async(self._model_label_of)(message_id)
-        model = await database_sync_to_async(model_get_usable)(user=self.scope["user"], model_id=label) if label else None
+        model = (
+            await database_sync_to_async(model_get_usable)(user=self.scope["user"], model_id=label) if label else None
+        )
         if model is None:
             await self._send_error("model_unavailable", "The model of this answer is not available to you.", message_id)
             return
@@ -282,7 +284,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def _broadcast_models(self, conversation: Conversation) -> None:
         await self._broadcast(
-            {"type": "conversation.models", "selected_models": conversation.selected_models, "blind": conversation.blind}
+            {
+                "type": "conversation.models",
+                "selected_models": conversation.selected_models,
+                "blind": conversation.blind,
+            }
         )
 
     async def _on_stop(self, frame: dict[str, Any]) -> None:

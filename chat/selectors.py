@@ -94,7 +94,8 @@ def active_path(messages: Iterable[Message]) -> list[Turn]:
     return path
 
 
-TREE_FIELDS = ("id", "parent_id", "role", "column", "is_current")
+# The conversation id too: a related manager sets it on every row it loads.
+TREE_FIELDS = ("id", "conversation_id", "parent_id", "role", "column", "is_current")
 TURNS_PER_PAGE = 50
 
 
@@ -130,7 +131,9 @@ def conversation_turns(
 
 
 def path_message_ids(*, conversation: Conversation) -> set[int]:
-    return {m.pk for turn in active_path(conversation.messages.only(*TREE_FIELDS)) for m in (turn.prompt, *turn.replies)}
+    return {
+        m.pk for turn in active_path(conversation.messages.only(*TREE_FIELDS)) for m in (turn.prompt, *turn.replies)
+    }
 
 
 def message_model_hidden(message: Message) -> bool:

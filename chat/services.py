@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from chat.models import Conversation, Message, Vote
 from chat.rendering import markdown_to_safe_html
-from chat.selectors import active_path
+from chat.selectors import TREE_FIELDS, active_path
 from models_registry.models import LLMModel
 from models_registry.providers.base import ChatMessage
 
@@ -135,7 +135,7 @@ def exchange_start(
     with transaction.atomic():
         locked = _lock(conversation)
         _refuse_if_busy(locked)
-        path = active_path(locked.messages.only("id", "parent_id", "role", "column", "is_current"))
+        path = active_path(locked.messages.only(*TREE_FIELDS))
         title_changed = not path
         user_message = Message.objects.create(
             conversation=locked,
@@ -241,7 +241,7 @@ def version_show(*, conversation: Conversation, message_id: int) -> Message:
 
 
 def reply_choose(*, conversation: Conversation, prompt_id: int, message_id: int | None) -> Conversation:
-    """"Continue with this": later turns go to this answer's model only, with this answer as
+    """ "Continue with this": later turns go to this answer's model only, with this answer as
     history. With no message, "continue with all": every model of the turn again."""
     with transaction.atomic():
         locked = _lock(conversation)
