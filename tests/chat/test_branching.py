@@ -259,7 +259,7 @@ def test_messages_of_another_conversation_are_not_found(alice, llama) -> None:
         lambda: services.version_show(conversation=mine, message_id=exchange.user_message.pk),
         lambda: services.prompt_edit(
             conversation=mine, message_id=exchange.user_message.pk, content="x", models=[llama]
-        ),  # fmt: skip
+        ),
         lambda: services.reply_choose(conversation=mine, prompt_id=exchange.user_message.pk, message_id=None),
     ):
         with pytest.raises(services.ChatError) as caught:
