@@ -222,7 +222,8 @@ async def test_blind_answers_hide_their_models_until_the_vote(alice, conversatio
     await other.send({"type": "sync", "after": 0})
     ids = {a["id"] for a in answers}
     synced = await other.receive_until(lambda f: f["type"] == "message.created" and f["message"]["id"] == max(ids))
-    assert {f["message"]["model"] for f in synced if f["message"]["id"] in ids} == {LLAMA, QWEN}
+    revealed = [f["message"] for f in synced if f["type"] == "message.created" and f["message"]["id"] in ids]
+    assert {m["model"] for m in revealed} == {LLAMA, QWEN}
 
     await ws.send({"type": "vote", "prompt": prompt, "winner": None})
     again = await ws.receive_until(lambda f: f["type"] == "error")
