@@ -11,6 +11,7 @@ from django.db.models import QuerySet
 from django.http import Http404
 
 from chat.models import Conversation, Message, Vote
+from chat.ratings import Standing, VoteOutcome, rank_models
 
 SIDEBAR_LIMIT = 100
 
@@ -35,6 +36,64 @@ def conversations_for_sidebar(*, user: AbstractBaseUser) -> QuerySet[Conversatio
     )
 
 
+COLUMN_LETTERS = "ABCD"
+
+
+def error_without_model(message: Message) -> str:
+    """The answer's error text with its model's name (which a provider may quote) taken out."""
+    error = message.error
+    if message.model_label:
+        for name in sorted({message.model_label, message.model_label.split("/", 1)[-1]}, key=len, reverse=True):
+            error = error.replace(name, "this model")
+    return error
+
+
+@dataclass(frozen=True)
+class Shown:
+    """A message as the page shows it: its place among its versions and its label."""
+
+    message: Message
+    versions: list[int]
+    hidden: bool = False
+    chosen: bool = False
+
+    @property
+    def position(self) -> int:
+        return self.versions.index(self.message.pk) + 1 if self.message.pk in self.versions else 1
+
+    @property
+    def count(self) -> int:
+        return max(len(self.versions), 1)
+
+    @property
+    def previous_id(self) -> int | None:
+        return self.versions[self.position - 2] if self.position > 1 else None
+
+    @property
+    def next_id(self) -> int | None:
+        return self.versions[self.position] if self.position < len(self.versions) else None
+
+    @property
+    def label(self) -> str:
+        if self.message.role == Message.Role.USER:
+            return "You"
+        if self.hidden:
+            return f"Model {COLUMN_LETTERS[self.message.column % len(COLUMN_LETTERS)]}"
+        return self.message.model_label or "Assistant"
+
+    @property
+    def error(self) -> str:
+        return error_without_model(self.message) if self.hidden else self.message.error
+
+    @property
+    def tokens_per_second(self) -> float | None:
+        m = self.message
+        if not m.completion_tokens or m.latency_ms is None:
+            return None
+        streaming_ms = m.latency_ms - (m.first_token_ms or 0)
+        return round(m.completion_tokens * 1000 / streaming_ms, 1) if streaming_ms > 0 else None
+
+
 @dataclass
 class Turn:
     """One prompt on the shown branch and its current answer in each column.
@@ -57,6 +116,36 @@ class Turn:
     @property
     def side_by_side(self) -> bool:
         return len(self.replies) > 1
+
+    @property
+    def shown_prompt(self) -> Shown:
+        return Shown(self.prompt, self.prompt_versions)
+
+    @property
+    def shown_replies(self) -> list[Shown]:
+        return [
+            Shown(
+                reply,
+                self.reply_versions.get(reply.column, [reply.pk]),
+                hidden=self.hidden,
+                chosen=self.prompt.chosen_reply_id == reply.pk,
+            )
+            for reply in self.replies
+        ]
+
+    @property
+    def finished(self) -> bool:
+        return all(reply.is_finished for reply in self.replies)
+
+    @property
+    def winner_label(self) -> str:
+        """After a vote: who won, named."""
+        if self.vote is None:
+            return ""
+        if self.vote.winner_id is None:
+            return "a tie"
+        winner = next((s for s in self.shown_replies if s.message.pk == self.vote.winner_id), None)
+        return winner.label if winner else self.vote.winner_model
 
 
 def _current_child(children: list[Message]) -> Message | None:
@@ -153,10 +242,7 @@ def message_as_frame(message: Message, *, hide_model: bool = False) -> dict[str,
     With `hide_model` (a blind answer before the vote) nothing names the model: not the
     label, and not an error text that would quote it.
     """
-    error = message.error
-    if hide_model and message.model_label:
-        for name in {message.model_label, message.model_label.split("/", 1)[-1]}:
-            error = error.replace(name, "this model")
+    error = error_without_model(message) if hide_model else message.error
     return {
         "id": message.pk,
         "parent": message.parent_id,
@@ -174,3 +260,19 @@ def message_as_frame(message: Message, *, hide_model: bool = False) -> dict[str,
         "latency_ms": message.latency_ms,
         "citations": message.citations,
     }
+
+
+def model_leaderboard(*, user: AbstractBaseUser) -> list[Standing]:
+    """Every vote of the organisation, ranked (see chat.ratings); a user sees the rows of the
+    models they may use (admins see all), rated against every model."""
+    from models_registry.selectors import models_usable_by
+
+    outcomes = [
+        VoteOutcome(contenders=list(contenders), winner=winner)
+        for contenders, winner in Vote.objects.order_by("created_at", "id").values_list("contenders", "winner_model")
+    ]
+    standings = rank_models(outcomes)
+    if getattr(user, "is_staff", False):
+        return standings
+    usable = {m.model_id for m in models_usable_by(user=user)}
+    return [s for s in standings if s.model in usable]
