@@ -185,3 +185,58 @@ def test_editing_a_prompt_starts_a_branch_and_the_arrows_switch_branches(
     users = page.locator("article.message.user .content")
     assert [users.nth(i).inner_text() for i in range(2)] == ["First version", "Follow-up"]
     assert page.locator(".turn").first.locator(".version-count").inner_text() == "1/2"
+
+
+CODE_ANSWER = "Here you go:\n\n```python\nprint('hello')\n```\n\n" + "More words to read. " * 60
+
+
+def test_reading_and_writing_habits(alice, ollama_provider, fake_ollama, page) -> None:
+    fake_ollama.reply = lambda messages: CODE_ANSWER
+    fake_ollama.token_delay = 0.02
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page.set_viewport_size({"width": 1000, "height": 500})
+    log_in(page, "alice", "alice-password-123")
+    empty = page.locator("#empty-state")
+    assert LLAMA in empty.inner_text() and QWEN in empty.inner_text() and "None attached" in empty.inner_text()
+
+    page.fill("#prompt", "line one")
+    page.press("#prompt", "Shift+Enter")
+    page.type("#prompt", "line two")
+    assert page.locator("#prompt").input_value() == "line one\nline two", "Shift+Enter adds a line"
+    assert page.locator("article.message").count() == 0
+    page.press("#prompt", "Enter")
+
+    page.locator("article.message.assistant .content").filter(has_text="More words").wait_for()
+    page.wait_for_function("(() => { const m = document.getElementById('messages'); "
+                           "return m.scrollHeight > m.clientHeight + 200; })()")  # fmt: skip
+    at_bottom = "m => m.scrollHeight - m.scrollTop - m.clientHeight < 40"
+    assert page.locator("#messages").evaluate(at_bottom), "the view follows the stream"
+    page.locator("#messages").evaluate("m => { m.scrollTop = 0; m.dispatchEvent(new Event('scroll')); }")
+    page.wait_for_timeout(400)
+    assert page.locator("#messages").evaluate("m => m.scrollTop") == 0, "scrolled up: the view stays put"
+    page.wait_for_selector('article.message.assistant[data-status="complete"]')
+    assert page.locator("#messages").evaluate("m => m.scrollTop") == 0
+
+    page.locator("button.copy-code").click()
+    assert page.evaluate("navigator.clipboard.readText()") == "print('hello')\n"
+    page.locator("article.message.user button.copy-message").click()
+    assert page.evaluate("navigator.clipboard.readText()") == "line one\nline two"
+
+
+def test_older_turns_load_when_scrolling_up(alice, llama, page) -> None:
+    conversation = Conversation.objects.create(owner=alice, title="Long one")
+    parent = None
+    for i in range(60):
+        parent = Message.objects.create(conversation=conversation, role="user", content=f"question {i}", parent=parent)
+        Message.objects.create(conversation=conversation, role="assistant", content=f"answer {i}", parent=parent,
+                               model=llama, model_label=llama.model_id, content_html=f"<p>answer {i}</p>")  # fmt: skip
+    log_in(page, "alice", "alice-password-123")
+    page.goto(conversation.get_absolute_url())
+    assert page.locator(".turn").count() == 50
+    assert page.locator(".turn").first.locator("article.message.user .content").inner_text() == "question 10"
+
+    page.locator("#messages").evaluate("m => { m.scrollTop = 0; }")
+
+    page.wait_for_function("document.querySelectorAll('.turn').length === 60")
+    assert page.locator(".turn").first.locator("article.message.user .content").inner_text() == "question 0"
+    assert page.locator(".older-turns").count() == 0
