@@ -212,9 +212,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self._send_error("bad_frame", "`message` must be a message id.")
             return
         label = await database_sync_to_async(self._model_label_of)(message_id)
-        model = (
-            await database_sync_to_async(model_get_usable)(user=self.scope["user"], model_id=label) if label else None
-        )
+        if label is None:
+            await self._send_error("not_found", "That message is not in this conversation.", message_id)
+            return
+        model = await database_sync_to_async(model_get_usable)(user=self.scope["user"], model_id=label)
         if model is None:
             await self._send_error("model_unavailable", "The model of this answer is not available to you.", message_id)
             return
@@ -233,9 +234,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
         generation.generation_start(message_id=answer.pk, conversation_uuid=self.conversation.uuid, ticket=tickets[0])
         await self._broadcast({"type": "path.changed"})
 
-    def _model_label_of(self, message_id: int) -> str:
+    def _model_label_of(self, message_id: int) -> str | None:
+        """The model id of one of this conversation's answers (None: no such answer here)."""
         row = self.conversation.messages.filter(pk=message_id, role=Message.Role.ASSISTANT).first()
-        return row.model_label if row is not None else ""
+        return row.model_label if row is not None else None
 
     async def _on_switch(self, frame: dict[str, Any]) -> None:
         """Show another version of a prompt or an answer (the version arrows)."""
