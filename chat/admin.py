@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from chat.models import ApiKey, Conversation, Message, UserLimits
+from chat.models import ApiKey, Conversation, Message, UserLimits, Vote
 
 
 class MessageInline(admin.TabularInline):
@@ -53,3 +53,15 @@ class UserLimitsAdmin(admin.ModelAdmin):
     list_display = ["user", "requests_per_minute", "tokens_per_day", "concurrent_generations", "max_prompt_chars"]
     search_fields = ["user__username"]
     autocomplete_fields = ["user"]
+
+
+@admin.register(Vote)
+class VoteAdmin(admin.ModelAdmin):
+    """Votes feed the leaderboard; admins may delete one (a test vote, say) but not rewrite it."""
+
+    list_display = ["created_at", "owner", "winner_model", "contenders"]
+    list_filter = ["winner_model"]
+    readonly_fields = ["owner", "prompt", "winner", "contenders", "winner_model", "created_at"]
+
+    def has_add_permission(self, request) -> bool:  # type: ignore[no-untyped-def]
+        return False

@@ -273,3 +273,16 @@ async def test_nobody_acts_on_another_users_messages(alice, bob, conversation, f
     assert await Message.objects.filter(conversation=bobs).acount() == 0
     assert await Vote.objects.acount() == 0
     await ws.close()
+
+
+async def test_regenerating_with_a_model_no_longer_offered_is_refused(alice, conversation, fake_ollama, llama) -> None:
+    _, _, ws = await open_socket(conversation.uuid, user=alice)
+    frames = await send_and_finish(ws, {"type": "send", "content": "q", "models": [LLAMA]}, 1)
+    await type(llama).objects.filter(pk=llama.pk).aupdate(enabled=False)
+
+    await ws.send({"type": "regenerate", "message": created(frames, "assistant")[0]["id"]})
+    error = await ws.receive()
+
+    assert error["code"] == "model_unavailable" and error["detail"]
+    assert await Message.objects.filter(conversation=conversation).acount() == 2
+    await ws.close()
