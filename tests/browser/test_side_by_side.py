@@ -104,7 +104,9 @@ def test_continue_with_this_sends_the_next_turn_to_that_model_only(alice, ollama
 
 def test_blind_vote_hides_names_until_the_vote_then_reveals_them(alice, ollama_provider, fake_ollama, page) -> None:
     log_in(page, "alice", "alice-password-123")
+    assert not page.locator("#blind-toggle").is_visible(), "blind needs two models or more"
     pick_models(page, LLAMA, QWEN, blind=True)
+    assert page.locator("#blind-toggle").is_visible()
     ask(page, "Who is better?")
     wait_all_complete(page, 2)
     page.locator(".vote-bar").wait_for()
