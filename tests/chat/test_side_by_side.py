@@ -286,3 +286,40 @@ async def test_regenerating_with_a_model_no_longer_offered_is_refused(alice, con
     assert error["code"] == "model_unavailable" and error["detail"]
     assert await Message.objects.filter(conversation=conversation).acount() == 2
     await ws.close()
+
+
+async def test_stopping_one_column_lets_the_other_finish(alice, conversation, fake_ollama) -> None:
+    fake_ollama.reply = lambda messages: " ".join(f"w{i}" for i in range(150))
+    fake_ollama.token_delay = 0.01
+    _, _, ws = await open_socket(conversation.uuid, user=alice)
+    await ws.send({"type": "send", "content": "both", "models": [LLAMA, QWEN]})
+    frames = await ws.receive_until(lambda f: f["type"] == "delta")
+    first, second = created(frames, "assistant")
+
+    await ws.send({"type": "stop", "message": first["id"]})
+    frames = await ws.receive_until(done_count(2), timeout=15)
+    await finish_generations()
+
+    statuses = {f["message"]: f["status"] for f in frames if f["type"] == "message.done"}
+    assert statuses == {first["id"]: "stopped", second["id"]: "complete"}
+    await ws.close()
+
+
+async def test_one_column_is_regenerated_while_another_still_streams(
+    alice, conversation, fake_ollama, fake_openai, cloud
+) -> None:
+    fake_openai.first_token_delay = 1.5
+    _, _, ws = await open_socket(conversation.uuid, user=alice)
+    await ws.send({"type": "send", "content": "q", "models": [LLAMA, GPT]})
+    frames = await ws.receive_until(is_done)
+    [fast] = [f["message"] for f in frames if f["type"] == "message.done"]
+
+    await ws.send({"type": "regenerate", "message": fast})
+    frames = await ws.receive_until(done_count(2), timeout=15)
+    await finish_generations()
+
+    again = [m for m in created(frames) if m["model"] == LLAMA]
+    assert again and again[0]["column"] == 0 and again[0]["id"] != fast
+    assert not [f for f in frames if f["type"] == "error"], "the other column streaming is no reason to refuse"
+    assert {f["message"] for f in frames if f["type"] == "message.done"} >= {again[0]["id"]}
+    await ws.close()
