@@ -65,6 +65,7 @@ def test_two_models_stream_side_by_side_and_stack_on_a_narrow_screen(alice, olla
     assert streaming == ["streaming", "streaming"], "both answers are written at the same time"
     assert all(0 < n < len(LONG_ANSWER.strip()) for n in partial)
     wait_all_complete(page, 2)
+    answers(page).nth(1).locator("button.choose").wait_for()  # the finished turn, with its actions
     assert [answers(page).nth(i).locator(".who").inner_text() for i in range(2)] == [LLAMA, QWEN]
     for i in range(2):
         assert answers(page).nth(i).locator(".content").inner_text().strip() == LONG_ANSWER.strip()
