@@ -77,6 +77,23 @@ def test_blind_answers_are_unnamed_on_the_page_until_the_vote(alice, llama, qwen
     assert "You voted: a tie" in after and "llama3.2:1b" in after and "Which answer is best?" not in after
 
 
+def test_exports_keep_blind_models_secret_until_the_vote(alice, llama, qwen) -> None:
+    c = make_conversation(alice)
+    exchange = services.exchange_start(conversation=c, content="who?", models=[llama, qwen], blind=True)
+    finish_all(c)
+    client = logged_in(alice)
+
+    data = client.get(f"/c/{c.uuid}/export.json").json()
+    markdown = client.get(f"/c/{c.uuid}/export.md").content.decode()
+
+    # The models picked are no secret (the composer shows them); which answer is whose is.
+    assert [m["model"] for m in data["messages"] if m["role"] == "assistant"] == [None, None]
+    assert "llama" not in markdown and "qwen" not in markdown and "A hidden model" in markdown
+    services.vote_cast(owner=alice, conversation=c, prompt_id=exchange.user_message.pk, winner_id=None)
+    after = client.get(f"/c/{c.uuid}/export.json").json()
+    assert {m["model"] for m in after["messages"] if m["role"] == "assistant"} == {llama.model_id, qwen.model_id}
+
+
 def test_the_page_shows_the_last_fifty_turns_and_older_ones_load_on_request(alice, llama) -> None:
     c = make_conversation(alice)
     seed_turns(c, llama, 60)
