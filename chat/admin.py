@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from chat.models import ApiKey, Conversation, Message, Preset, UserLimits
+from chat.models import ApiKey, Conversation, Message, Preset, UserLimits, Vote
 
 
 class MessageInline(admin.TabularInline):
@@ -71,3 +71,15 @@ class PresetAdmin(admin.ModelAdmin):
     search_fields = ["name", "owner__username", "system_prompt"]
     autocomplete_fields = ["owner"]
     readonly_fields = ["uuid", "created_at", "updated_at"]
+
+
+@admin.register(Vote)
+class VoteAdmin(admin.ModelAdmin):
+    """Votes feed the leaderboard; admins may delete one (a test vote, say) but not rewrite it."""
+
+    list_display = ["created_at", "owner", "winner_model", "contenders"]
+    list_filter = ["winner_model"]
+    readonly_fields = ["owner", "prompt", "winner", "contenders", "winner_model", "created_at"]
+
+    def has_add_permission(self, request) -> bool:  # type: ignore[no-untyped-def]
+        return False

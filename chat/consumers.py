@@ -21,9 +21,10 @@ from django.http import Http404
 
 from chat import generation, services
 from chat.models import Conversation, Message
-from chat.quotas import QuotaExceeded, quota_start
-from chat.selectors import conversation_get_for_user, message_as_frame, messages_for_conversation
+from chat.quotas import QuotaExceeded, QuotaTicket, quota_start
+from chat.selectors import conversation_get_for_user, message_as_frame, message_model_hidden, path_message_ids
 from ingestion.services import user_group
+from models_registry.models import LLMModel
 from models_registry.selectors import model_get_usable
 
 logger = logging.getLogger(__name__)
@@ -67,6 +68,10 @@ class FrameRateLimit:
             return False
         self.warned_at = now
         return True
+
+
+def _frame_of(message: Message) -> dict[str, Any]:
+    return message_as_frame(message, hide_model=message_model_hidden(message))
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
@@ -120,7 +125,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if not isinstance(frame, dict):
             await self._send_error("bad_frame", "Frames must be JSON objects.")
             return
-        handlers = {"send": self._on_send, "stop": self._on_stop, "sync": self._on_sync}
+        handlers = {
+            "send": self._on_send,
+            "stop": self._on_stop,
+            "sync": self._on_sync,
+            "regenerate": self._on_regenerate,
+            "edit": self._on_edit,
+            "switch": self._on_switch,
+            "choose": self._on_choose,
+            "vote": self._on_vote,
+        }
         handler = handlers.get(frame.get("type"))  # type: ignore[arg-type]
         if handler is None:
             await self._send_error("unknown_type", f"Unknown frame type {str(frame.get('type'))[:50]!r}.")
@@ -137,38 +151,75 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 "too_many_frames", f"Too many frames: at most {limit.rate:g} a second. That one was ignored."
             )
 
+    async def _models_from(self, frame: dict[str, Any]) -> list[LLMModel] | None:
+        """The usable models a frame names (1 to 4, each once), or None after an error frame."""
+        ids = frame.get("models")
+        if not isinstance(ids, list) or not ids or not all(isinstance(m, str) for m in ids):
+            await self._send_error("bad_frame", "`models` must be a list of model ids.")
+            return None
+        if len(ids) > services.MAX_SIDE_BY_SIDE:
+            await self._send_error(
+                "too_many_models", f"Pick at most {services.MAX_SIDE_BY_SIDE} models to compare side by side."
+            )
+            return None
+        if len(set(ids)) != len(ids):
+            await self._send_error("duplicate_model", "Each model can be picked only once.")
+            return None
+        models = []
+        for model_id in ids:
+            model = await database_sync_to_async(model_get_usable)(user=self.scope["user"], model_id=model_id)
+            if model is None:
+                await self._send_error("model_unavailable", f"The model {model_id[:200]!r} is not available to you.")
+                return None
+            models.append(model)
+        return models
+
+    async def _tickets(self, count: int, prompt_chars: int) -> list[QuotaTicket] | None:
+        """One quota ticket per generation, or none at all (and an error frame): a turn whose
+        answers cannot all start is refused whole, so the user never gets half a comparison."""
+        tickets: list[QuotaTicket] = []
+        try:
+            for _ in range(count):
+                tickets.append(await quota_start(user_id=self.scope["user"].pk, prompt_chars=prompt_chars))
+        except QuotaExceeded as exc:
+            for ticket in tickets:
+                await ticket.finish(tokens=0)
+            detail = exc.detail
+            if count > 1 and exc.code == "too_many_generations":
+                detail += f" This message asks {count} models at once: pick fewer, or wait."
+            await self._send_error(exc.code, detail)
+            return None
+        return tickets
+
+    async def _start(self, exchange: services.Exchange, tickets: list[QuotaTicket]) -> None:
+        hidden = exchange.user_message.blind  # a new prompt has no vote yet
+        await self._broadcast({"type": "message.created", "message": message_as_frame(exchange.user_message)})
+        for message in exchange.assistant_messages:
+            await self._broadcast({"type": "message.created", "message": message_as_frame(message, hide_model=hidden)})
+        for message, ticket in zip(exchange.assistant_messages, tickets, strict=True):
+            generation.generation_start(message_id=message.pk, conversation_uuid=self.conversation.uuid, ticket=ticket)
+
     async def _on_send(self, frame: dict[str, Any]) -> None:
         content = frame.get("content")
-        models = frame.get("models")
         if not isinstance(content, str):
             await self._send_error("bad_frame", "`content` must be a string.")
             return
         content = content.replace("\x00", "")  # meaningless in text, and PostgreSQL cannot store it
-        if not isinstance(models, list) or not models or not all(isinstance(m, str) for m in models):
-            await self._send_error("bad_frame", "`models` must be a list with one model id.")
+        models = await self._models_from(frame)
+        if models is None:
             return
-        if len(models) > 1:
-            await self._send_error("too_many_models", "Pick one model: side-by-side answers are not available yet.")
-            return
-        model = await database_sync_to_async(model_get_usable)(user=self.scope["user"], model_id=models[0])
-        if model is None:
-            await self._send_error("model_unavailable", f"The model {models[0][:200]!r} is not available to you.")
-            return
-        try:
-            ticket = await quota_start(user_id=self.scope["user"].pk, prompt_chars=len(content))
-        except QuotaExceeded as exc:
-            await self._send_error(exc.code, exc.detail)
+        tickets = await self._tickets(len(models), len(content))
+        if tickets is None:
             return
         try:
             exchange = await database_sync_to_async(services.exchange_start)(
-                conversation=self.conversation, content=content, model=model
+                conversation=self.conversation, content=content, models=models, blind=frame.get("blind") is True
             )
         except services.ChatError as exc:
-            await ticket.finish(tokens=0)
+            for ticket in tickets:
+                await ticket.finish(tokens=0)
             await self._send_error(exc.code, exc.detail)
             return
-        for message in (exchange.user_message, exchange.assistant_message):
-            await self._broadcast({"type": "message.created", "message": message_as_frame(message)})
         if exchange.title_changed:
             await self._broadcast(
                 {
@@ -176,8 +227,122 @@ class ChatConsumer(AsyncWebsocketConsumer):
                     "conversation": {"id": str(exchange.conversation.uuid), "title": exchange.conversation.title},
                 }
             )
-        generation.generation_start(
-            message_id=exchange.assistant_message.pk, conversation_uuid=self.conversation.uuid, ticket=ticket
+        await self._broadcast_models(exchange.conversation)
+        await self._start(exchange, tickets)
+
+    async def _on_edit(self, frame: dict[str, Any]) -> None:
+        message_id, content = frame.get("message"), frame.get("content")
+        if not isinstance(message_id, int) or not isinstance(content, str):
+            await self._send_error("bad_frame", "`message` must be a message id and `content` a string.")
+            return
+        models = await self._models_from(frame)
+        if models is None:
+            return
+        tickets = await self._tickets(len(models), len(content))
+        if tickets is None:
+            return
+        try:
+            exchange = await database_sync_to_async(services.prompt_edit)(
+                conversation=self.conversation,
+                message_id=message_id,
+                content=content,
+                models=models,
+                blind=frame.get("blind") is True,
+            )
+        except services.ChatError as exc:
+            for ticket in tickets:
+                await ticket.finish(tokens=0)
+            await self._send_error(exc.code, exc.detail, message_id)
+            return
+        await self._broadcast_models(exchange.conversation)
+        await self._start(exchange, tickets)
+        await self._broadcast({"type": "path.changed"})
+
+    async def _on_regenerate(self, frame: dict[str, Any]) -> None:
+        message_id = frame.get("message")
+        if not isinstance(message_id, int):
+            await self._send_error("bad_frame", "`message` must be a message id.")
+            return
+        label = await database_sync_to_async(self._model_label_of)(message_id)
+        if label is None:
+            await self._send_error("not_found", "That message is not in this conversation.", message_id)
+            return
+        model = await database_sync_to_async(model_get_usable)(user=self.scope["user"], model_id=label)
+        if model is None:
+            await self._send_error("model_unavailable", "The model of this answer is not available to you.", message_id)
+            return
+        tickets = await self._tickets(1, 0)
+        if tickets is None:
+            return
+        try:
+            answer = await database_sync_to_async(services.answer_regenerate)(
+                conversation=self.conversation, message_id=message_id
+            )
+        except services.ChatError as exc:
+            await tickets[0].finish(tokens=0)
+            await self._send_error(exc.code, exc.detail, message_id)
+            return
+        await self._broadcast({"type": "message.created", "message": await database_sync_to_async(_frame_of)(answer)})
+        generation.generation_start(message_id=answer.pk, conversation_uuid=self.conversation.uuid, ticket=tickets[0])
+        await self._broadcast({"type": "path.changed"})
+
+    def _model_label_of(self, message_id: int) -> str | None:
+        """The model id of one of this conversation's answers (None: no such answer here)."""
+        row = self.conversation.messages.filter(pk=message_id, role=Message.Role.ASSISTANT).first()
+        return row.model_label if row is not None else None
+
+    async def _on_switch(self, frame: dict[str, Any]) -> None:
+        """Show another version of a prompt or an answer (the version arrows)."""
+        message_id = frame.get("message")
+        if not isinstance(message_id, int):
+            await self._send_error("bad_frame", "`message` must be a message id.")
+            return
+        try:
+            await database_sync_to_async(services.version_show)(conversation=self.conversation, message_id=message_id)
+        except services.ChatError as exc:
+            await self._send_error(exc.code, exc.detail, message_id)
+            return
+        await self._broadcast({"type": "path.changed"})
+
+    async def _on_choose(self, frame: dict[str, Any]) -> None:
+        prompt_id, message_id = frame.get("prompt"), frame.get("message")
+        if not isinstance(prompt_id, int) or (message_id is not None and not isinstance(message_id, int)):
+            await self._send_error("bad_frame", "`prompt` must be a message id and `message` an id or null.")
+            return
+        try:
+            conversation = await database_sync_to_async(services.reply_choose)(
+                conversation=self.conversation, prompt_id=prompt_id, message_id=message_id
+            )
+        except services.ChatError as exc:
+            await self._send_error(exc.code, exc.detail, prompt_id)
+            return
+        await self._broadcast_models(conversation)
+        await self._broadcast({"type": "path.changed"})
+
+    async def _on_vote(self, frame: dict[str, Any]) -> None:
+        prompt_id, winner_id = frame.get("prompt"), frame.get("winner")
+        if not isinstance(prompt_id, int) or (winner_id is not None and not isinstance(winner_id, int)):
+            await self._send_error("bad_frame", "`prompt` must be a message id and `winner` an id or null.")
+            return
+        try:
+            vote = await database_sync_to_async(services.vote_cast)(
+                owner=self.scope["user"], conversation=self.conversation, prompt_id=prompt_id, winner_id=winner_id
+            )
+        except services.ChatError as exc:
+            await self._send_error(exc.code, exc.detail, prompt_id)
+            return
+        await self._broadcast(
+            {"type": "vote.recorded", "prompt": prompt_id, "winner": winner_id, "models": vote.contenders}
+        )
+        await self._broadcast({"type": "path.changed"})
+
+    async def _broadcast_models(self, conversation: Conversation) -> None:
+        await self._broadcast(
+            {
+                "type": "conversation.models",
+                "selected_models": conversation.selected_models,
+                "blind": conversation.blind,
+            }
         )
 
     async def _on_stop(self, frame: dict[str, Any]) -> None:
@@ -200,19 +365,27 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self._send_error("bad_frame", "`refresh` must be a list of at most 100 message ids.")
             return
         messages, streaming = await database_sync_to_async(self._messages_since)(after, refresh)
-        for message in messages:
-            await self._send_frame({"type": "message.created", "message": message_as_frame(message)})
+        for message, hidden in messages:
+            await self._send_frame({"type": "message.created", "message": message_as_frame(message, hide_model=hidden)})
         if streaming:
             await generation.generation_request_sync(
                 conversation_uuid=self.conversation.uuid, reply_to=self.channel_name
             )
 
-    def _messages_since(self, after: int, refresh: list[int]) -> tuple[list[Message], bool]:
+    def _messages_since(self, after: int, refresh: list[int]) -> tuple[list[tuple[Message, bool]], bool]:
+        """Messages of the shown branch after `after`, and those in `refresh`, each with
+        whether its model is hidden (a blind answer not voted on yet)."""
         services.generations_reap_stale(conversation=self.conversation)
-        messages = list(self.conversation.messages.filter(id__in=refresh, id__lte=after).order_by("id"))
-        messages += list(messages_for_conversation(conversation=self.conversation, after_id=after))
+        shown = path_message_ids(conversation=self.conversation)
+        wanted = {i for i in shown if i > after} | {i for i in refresh if i <= after}
+        messages = list(self.conversation.messages.filter(id__in=wanted).order_by("id"))
+        hidden = set(
+            self.conversation.messages.filter(
+                role=Message.Role.USER, blind=True, vote__isnull=True, id__in=[m.parent_id for m in messages]
+            ).values_list("id", flat=True)
+        )
         streaming = self.conversation.messages.filter(status=Message.Status.STREAMING).exists()
-        return messages, streaming
+        return [(m, m.role == Message.Role.ASSISTANT and m.parent_id in hidden) for m in messages], streaming
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Channels closes stale database connections before every handler, a hop to a thread and

@@ -24,7 +24,7 @@ from django.conf import settings
 from chat import services
 from chat.models import Message
 from chat.quotas import QuotaTicket
-from chat.selectors import message_as_frame
+from chat.selectors import message_as_frame, message_model_hidden
 from ingestion.selectors import Grounding, conversation_grounding
 from models_registry.models import LLMModel
 from models_registry.providers import ProviderError, provider_client
@@ -288,13 +288,15 @@ class Generation:
             first_token_ms=round((self.first_token_at - self.started_at) * 1000) if self.first_token_at else None,
             latency_ms=round((now - self.started_at) * 1000),
         )
+        # A blind answer's frames must not name its model before the vote.
+        shown = message_as_frame(message, hide_model=await database_sync_to_async(message_model_hidden)(message))
         if message.error:
             await self.layer.group_send(
                 self.group,
                 {"type": "chat.event", "frame": {"type": "error", "message": self.message_id,
-                                                 "code": message.error_code, "detail": message.error}},
+                                                 "code": message.error_code, "detail": shown["error"]}},
             )  # fmt: skip
-        frame = {"type": "message.done", **message_as_frame(message), "message": self.message_id}
+        frame = {"type": "message.done", **shown, "message": self.message_id}
         await self.layer.group_send(self.group, {"type": "chat.event", "frame": frame})
         await generation_observed(message=message)
 

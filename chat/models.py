@@ -66,6 +66,9 @@ class Message(models.Model):
     parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.CASCADE, related_name="children")
     column = models.PositiveSmallIntegerField(default=0)
     is_current = models.BooleanField(default=True)
+    blind = models.BooleanField(
+        default=False, help_text="On a prompt: its side-by-side answers hide their models until the user votes."
+    )
     chosen_reply = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     role = models.CharField(max_length=16, choices=Role.choices)
     content = models.TextField(blank=True)
@@ -122,6 +125,27 @@ class Preset(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class Vote(models.Model):
+    """A user's verdict on the side-by-side answers to one prompt: the best one, or a tie.
+
+    The compared model ids and the winner's are copied in, so the leaderboard keeps the
+    vote when the conversation is deleted or an answer regenerated.
+    """
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="votes")
+    prompt = models.OneToOneField(Message, null=True, on_delete=models.SET_NULL, related_name="vote")
+    winner = models.ForeignKey(Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    contenders = models.JSONField(default=list, help_text="Model ids of the compared answers, by column.")
+    winner_model = models.CharField(max_length=300, blank=True, help_text="Empty for a tie.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"Vote #{self.pk}: {self.winner_model or 'tie'}"
 
 
 class ApiKey(models.Model):

@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from chat.models import Conversation, Message
 from chat.rendering import markdown_to_safe_html
-from chat.selectors import active_path
+from chat.selectors import active_path, error_without_model
 from chat.services import (
     MAX_TOKENS_RANGE,
     SYSTEM_PROMPT_MAX_CHARS,
@@ -67,6 +67,7 @@ def conversation_export_data(*, conversation: Conversation) -> dict[str, Any]:
     """The conversation and its whole tree of messages, with ids local to the export."""
     messages = list(conversation.messages.exclude(role=Message.Role.SYSTEM).order_by("id"))
     local = {m.pk: index for index, m in enumerate(messages, start=1)}
+    secret = _blind_prompt_ids(conversation)
     return {
         "format": FORMAT,
         "version": VERSION,
@@ -89,10 +90,10 @@ def conversation_export_data(*, conversation: Conversation) -> dict[str, Any]:
                 "chosen_reply": local.get(m.chosen_reply_id) if m.chosen_reply_id else None,
                 "role": m.role,
                 "content": m.content,
-                "model": m.model_label or None,
+                "model": None if m.parent_id in secret else (m.model_label or None),
                 "status": m.status,
                 "error_code": m.error_code,
-                "error": m.error,
+                "error": error_without_model(m) if m.parent_id in secret else m.error,
                 "prompt_tokens": m.prompt_tokens,
                 "completion_tokens": m.completion_tokens,
                 "first_token_ms": m.first_token_ms,
@@ -109,7 +110,13 @@ def conversation_export_json(*, conversation: Conversation) -> str:
     return json.dumps(conversation_export_data(conversation=conversation), ensure_ascii=False, indent=2)
 
 
-def _answer_heading(message: Message) -> str:
+def _blind_prompt_ids(conversation: Conversation) -> set[int]:
+    """Blind prompts not voted on yet: an export keeps their answers' models secret too."""
+    blind = conversation.messages.filter(role=Message.Role.USER, blind=True, vote__isnull=True)
+    return set(blind.values_list("id", flat=True))
+
+
+def _answer_heading(message: Message, *, hidden: bool = False) -> str:
     details = []
     if message.completion_tokens:
         details.append(f"{message.completion_tokens} tokens")
@@ -119,7 +126,7 @@ def _answer_heading(message: Message) -> str:
         details.append(f"{message.latency_ms / 1000:.1f} s")
     if message.status != Message.Status.COMPLETE:
         details.append(message.get_status_display().lower())
-    name = message.model_label or "Assistant"
+    name = "A hidden model (blind, not voted on yet)" if hidden else (message.model_label or "Assistant")
     return f"### {name}" + (f" ({' · '.join(details)})" if details else "")
 
 
@@ -137,6 +144,7 @@ def _citation_line(citation: dict[str, Any]) -> str:
 
 def conversation_export_markdown(*, conversation: Conversation) -> str:
     """The branch the conversation shows, as a Markdown document."""
+    secret = _blind_prompt_ids(conversation)
     lines = [
         f"# {conversation.title}",
         "",
@@ -155,9 +163,10 @@ def conversation_export_markdown(*, conversation: Conversation) -> str:
     for turn in active_path(conversation.messages.exclude(role=Message.Role.SYSTEM)):
         lines += ["---", "", "### You", "", turn.prompt.content, ""]
         for reply in turn.replies:
-            lines += [_answer_heading(reply), "", reply.content or "*(no answer)*", ""]
+            hidden = reply.parent_id in secret
+            lines += [_answer_heading(reply, hidden=hidden), "", reply.content or "*(no answer)*", ""]
             if reply.error:
-                lines += [f"> Error: {reply.error}", ""]
+                lines += [f"> Error: {error_without_model(reply) if hidden else reply.error}", ""]
             if reply.citations:
                 lines += ["Sources:", "", *[_citation_line(c) for c in reply.citations], ""]
     return "\n".join(lines).rstrip() + "\n"

@@ -5,7 +5,7 @@ import uuid
 
 from django.conf import settings
 from django.contrib import messages as flash
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
@@ -15,9 +15,10 @@ from chat.models import ApiKey, Conversation
 from chat.selectors import (
     SEARCH_LIMIT,
     UsageRow,
-    active_path,
     conversation_get_for_user,
+    conversation_turns,
     conversations_search,
+    model_leaderboard,
     preset_get_for_user,
     presets_for_user,
     sidebar_for_user,
@@ -25,6 +26,7 @@ from chat.selectors import (
     usage_for_user,
 )
 from chat.services import (
+    MAX_SIDE_BY_SIDE,
     ChatError,
     ModelSettings,
     conversation_create,
@@ -53,9 +55,12 @@ from models_registry.selectors import models_usable_by
 def _chat_page(request: HttpRequest, conversation: Conversation | None) -> HttpResponse:
     sources = list(sources_for_conversation(conversation_id=conversation.pk)) if conversation else []
     models = list(models_usable_by(user=request.user))
-    selected = None
-    if conversation is not None and conversation.model_id:
-        selected = next((m for m in models if m.pk == conversation.model_id), None)
+    usable = {m.model_id for m in models}
+    selected = [m for m in (conversation.selected_models if conversation else []) if m in usable]
+    if not selected and conversation is not None and conversation.model_id:
+        selected = [m.model_id for m in models if m.pk == conversation.model_id]
+    if not selected and models:
+        selected = [models[0].model_id]
     query = request.GET.get("q", "").strip()
     context = {
         "conversation": conversation,
@@ -66,11 +71,11 @@ def _chat_page(request: HttpRequest, conversation: Conversation | None) -> HttpR
         "search_limit": SEARCH_LIMIT,
         "presets": list(presets_for_user(user=request.user)),  # type: ignore[arg-type]
         "notices": flash.get_messages(request),
-        "messages": [m for turn in active_path(conversation.messages.all()) for m in (turn.prompt, *turn.replies)]
-        if conversation
-        else [],
+        "page": conversation_turns(conversation=conversation) if conversation else None,
         "models": models,
-        "selected_model": selected or (models[0] if models else None),
+        "selected_models": selected,
+        "blind": bool(conversation and conversation.blind and len(selected) > 1),
+        "max_models": MAX_SIDE_BY_SIDE,
         "sources": sources,
         "max_message_chars": settings.CHAT_MAX_MESSAGE_CHARS,
         "ollama_base_url": settings.OLLAMA_BASE_URL,
@@ -87,6 +92,24 @@ def home(request: HttpRequest) -> HttpResponse:
 def conversation_detail(request: HttpRequest, conversation_uuid: uuid.UUID) -> HttpResponse:
     conversation = conversation_get_for_user(user=request.user, conversation_uuid=conversation_uuid)
     return _chat_page(request, conversation)
+
+
+@require_GET
+def conversation_turns_view(request: HttpRequest, conversation_uuid: uuid.UUID) -> HttpResponse:
+    """The shown branch's last turns (or those before `?before=<prompt id>`), as HTML for the page's script."""
+    conversation = conversation_get_for_user(user=request.user, conversation_uuid=conversation_uuid)
+    try:
+        before = int(request.GET["before"]) if request.GET.get("before") else None
+    except ValueError:
+        return HttpResponseBadRequest("`before` must be a message id.")
+    page = conversation_turns(conversation=conversation, before=before)
+    return render(request, "chat/_turns.html", {"page": page, "conversation": conversation})
+
+
+@require_GET
+def leaderboard(request: HttpRequest) -> HttpResponse:
+    standings = model_leaderboard(user=request.user)  # type: ignore[arg-type]
+    return render(request, "chat/leaderboard.html", {"standings": standings})
 
 
 @require_POST

@@ -6,7 +6,10 @@ const root = document.getElementById("chat");
 const messagesEl = document.getElementById("messages");
 const form = document.getElementById("composer");
 const prompt = document.getElementById("prompt");
-const modelSelect = document.getElementById("model");
+const modelPicker = document.getElementById("model-picker");
+const modelSummary = document.getElementById("model-summary");
+const blindToggle = document.getElementById("blind-toggle");
+const blindInput = document.getElementById("blind");
 const sendButton = document.getElementById("send");
 const stopButton = document.getElementById("stop");
 const composerError = document.getElementById("composer-error");
@@ -59,31 +62,109 @@ messagesEl.addEventListener("scroll", () => {
   followStream = messagesEl.scrollHeight - messagesEl.scrollTop - messagesEl.clientHeight < 40;
 });
 
-function messageElement(message) {
-  let el = messagesEl.querySelector(`[data-message-id="${message.id}"]`);
-  if (el) return el;
-  document.getElementById("empty-state")?.remove();
-  el = document.createElement("article");
+const LETTERS = "ABCD";
+
+function labelOf(message) {
+  if (message.role === "user") return "You";
+  if (message.blind) return `Model ${LETTERS[message.column % LETTERS.length]}`;
+  return message.model || "Assistant";
+}
+
+function turns() {
+  return [...messagesEl.querySelectorAll(":scope > .turn")];
+}
+
+function turnElement(promptId) {
+  return messagesEl.querySelector(`.turn[data-prompt-id="${promptId}"]`);
+}
+
+function actionButton(className, text, hidden = false) {
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = `link ${className}`;
+  button.textContent = text;
+  button.hidden = hidden;
+  return button;
+}
+
+function buildArticle(message) {
+  const el = document.createElement("article");
   el.dataset.messageId = String(message.id);
+  el.dataset.column = String(message.column || 0);
+  el.dataset.parent = message.parent == null ? "" : String(message.parent);
   el.innerHTML =
     '<header class="message-meta"><span class="who"></span><span class="status-badge"></span>' +
     '<span class="stats"></span></header><div class="content plain"></div>' +
-    '<p class="message-error" role="alert" hidden></p>';
-  el.querySelector(".who").textContent = message.role === "user" ? "You" : message.model || "Assistant";
-  messagesEl.appendChild(el);
+    '<p class="message-error" role="alert" hidden></p><footer class="message-actions"></footer>';
+  el.querySelector(".who").textContent = labelOf(message);
+  const actions = el.querySelector(".message-actions");
+  actions.appendChild(actionButton("copy-message", "Copy"));
+  if (message.role === "user") {
+    actions.appendChild(actionButton("edit-message", "Edit"));
+  } else {
+    actions.appendChild(actionButton("stop-message", "Stop", message.status !== "streaming"));
+    actions.appendChild(actionButton("regenerate", "Regenerate", message.status === "streaming"));
+  }
   return el;
+}
+
+// Place a new message where it belongs on the shown branch; false when it does not fit
+// (a new version or another branch): the caller then reloads the branch from the server.
+function placeMessage(message) {
+  if (messagesEl.querySelector(`[data-message-id="${message.id}"]`)) return true;
+  if (message.role === "user") {
+    const all = turns();
+    const last = all.length ? Number(all[all.length - 1].dataset.promptId) : null;
+    if ((message.parent ?? null) !== last) return false;
+    document.getElementById("empty-state")?.remove();
+    const turn = document.createElement("div");
+    turn.className = "turn";
+    turn.dataset.promptId = String(message.id);
+    turn.appendChild(buildArticle(message));
+    const replies = turn.appendChild(document.createElement("div"));
+    replies.className = "replies";
+    messagesEl.appendChild(turn);
+    return true;
+  }
+  const turn = turnElement(message.parent);
+  if (!turn) return false;
+  const replies = turn.querySelector(".replies");
+  if (replies.querySelector(`:scope > [data-column="${message.column}"]`)) return false;
+  if (message.blind) turn.classList.add("blind");
+  const el = buildArticle(message);
+  const after = [...replies.children].find((child) => Number(child.dataset.column) > message.column);
+  replies.insertBefore(el, after || null);
+  replies.dataset.columns = String(replies.children.length);
+  return true;
 }
 
 const STATUS_LABELS = { streaming: "Streaming", stopped: "Stopped", error: "Error", interrupted: "Interrupted" };
 
+function statsOf(message) {
+  if (message.role !== "assistant" || message.status === "streaming") return "";
+  const usage = message.usage || {};
+  const stats = [];
+  if (usage.completion_tokens) stats.push(`${usage.completion_tokens} tokens`);
+  if (message.first_token_ms != null) stats.push(`first token ${message.first_token_ms} ms`);
+  const writing = (message.latency_ms || 0) - (message.first_token_ms || 0);
+  if (usage.completion_tokens && writing > 0) stats.push(`${(usage.completion_tokens * 1000 / writing).toFixed(1)} tokens/s`);
+  return stats.join(" · ");
+}
+
 function renderMessage(message) {
-  const el = messageElement(message);
-  el.className = `message ${message.role} status-${message.status}`;
+  if (!placeMessage(message)) {
+    scheduleReload();
+    return;
+  }
+  const el = messagesEl.querySelector(`[data-message-id="${message.id}"]`);
+  el.className = `message ${message.role} status-${message.status}` + (el.classList.contains("chosen") ? " chosen" : "");
   el.dataset.status = message.status;
+  el.querySelector(".who").textContent = labelOf(message);
   const content = el.querySelector(".content");
   if (message.html) {
     content.className = "content markdown";
     content.innerHTML = message.html; // sanitised on the server (chat.rendering)
+    addCodeCopyButtons(content);
   } else {
     content.className = "content plain";
     content.textContent = message.content || "";
@@ -96,18 +177,24 @@ function renderMessage(message) {
     texts.delete(message.id);
   }
   el.querySelector(".status-badge").textContent = message.role === "assistant" ? STATUS_LABELS[message.status] || "" : "";
-  const usage = message.usage || {};
-  const stats = [];
-  if (usage.completion_tokens) stats.push(`${usage.completion_tokens} tokens`);
-  if (message.first_token_ms != null && message.status !== "streaming") stats.push(`first token ${message.first_token_ms} ms`);
-  if (message.latency_ms != null) stats.push(`${message.latency_ms} ms`);
-  el.querySelector(".stats").textContent = stats.join(" · ");
+  el.querySelector(".stats").textContent = statsOf(message);
+  el.querySelector(".stop-message")?.toggleAttribute("hidden", message.status !== "streaming");
+  el.querySelector(".regenerate")?.toggleAttribute("hidden", message.status === "streaming");
   const error = el.querySelector(".message-error");
   error.textContent = message.error || "";
   error.hidden = !message.error;
   renderCitations(el, message.citations || []);
   refreshControls();
   scrollToEnd();
+}
+
+// A side-by-side turn whose answers have all finished gets its actions (vote, continue
+// with this) from the server's rendering.
+function afterDone(frame) {
+  const turn = turnElement(frame.parent);
+  if (!turn) return;
+  const replies = turn.querySelectorAll(".replies > .message");
+  if (replies.length > 1 && ![...replies].some((el) => el.dataset.status === "streaming")) scheduleReload();
 }
 
 function renderCitations(el, citations) {
@@ -196,6 +283,210 @@ function sendSync() {
   send({ type: "sync", after: lastMessageId(), refresh });
 }
 
+let reloadTimer = null;
+function scheduleReload() {
+  clearTimeout(reloadTimer);
+  reloadTimer = setTimeout(reloadTurns, 60);
+}
+
+function turnsUrl(before) {
+  const url = root.dataset.turnsUrl.replace("__id__", conversationId);
+  return before ? `${url}?before=${before}` : url;
+}
+
+async function fetchTurns(before) {
+  const response = await fetch(turnsUrl(before), { credentials: "same-origin" });
+  if (!response.ok) throw new Error(`HTTP ${response.status}`);
+  const template = document.createElement("template");
+  template.innerHTML = await response.text(); // our own server-rendered, sanitised partial
+  return template.content;
+}
+
+// Replace the shown branch with the server's (after a version switch, an edit, a vote...),
+// keeping the text of answers still streaming, then catch up on what the fetch missed.
+async function reloadTurns() {
+  if (!conversationId) return;
+  let fragment;
+  try {
+    fragment = await fetchTurns();
+  } catch (error) {
+    setConnection(`Could not refresh the conversation (${error.message}).`);
+    return;
+  }
+  const wasFollowing = followStream;
+  const scrollTop = messagesEl.scrollTop;
+  messagesEl.replaceChildren(fragment);
+  for (const el of messagesEl.querySelectorAll('[data-status="streaming"]')) {
+    const id = Number(el.dataset.messageId);
+    const content = el.querySelector(".content");
+    const known = texts.get(id) || "";
+    if (known.length > content.textContent.length) content.textContent = known;
+    else texts.set(id, content.textContent);
+  }
+  decorate(messagesEl);
+  refreshControls();
+  if (wasFollowing) scrollToEnd();
+  else messagesEl.scrollTop = scrollTop;
+  if (isStreaming()) requestSync();
+}
+
+let loadingOlder = false;
+async function loadOlder(button) {
+  if (loadingOlder) return;
+  loadingOlder = true;
+  try {
+    const fragment = await fetchTurns(button.dataset.before);
+    const height = messagesEl.scrollHeight;
+    decorate(fragment);
+    button.replaceWith(fragment);
+    messagesEl.scrollTop += messagesEl.scrollHeight - height; // keep what the reader was looking at in place
+    observeOlder();
+  } catch (error) {
+    button.textContent = `Could not load older messages (${error.message}): try again`;
+  } finally {
+    loadingOlder = false;
+  }
+}
+
+const olderObserver = "IntersectionObserver" in window
+  ? new IntersectionObserver((entries) => {
+      for (const entry of entries) if (entry.isIntersecting) loadOlder(entry.target);
+    }, { root: messagesEl })
+  : null;
+
+function observeOlder() {
+  const button = messagesEl.querySelector(".older-turns");
+  if (button && olderObserver) olderObserver.observe(button);
+}
+
+async function copyText(text, button) {
+  try {
+    await navigator.clipboard.writeText(text);
+  } catch {
+    // No clipboard API (plain http, old browser): a selected textarea and the copy command.
+    const area = document.createElement("textarea");
+    area.value = text;
+    area.setAttribute("readonly", "");
+    area.className = "copy-buffer";
+    document.body.appendChild(area);
+    area.select();
+    document.execCommand("copy");
+    area.remove();
+  }
+  const label = button.textContent;
+  button.textContent = "Copied";
+  setTimeout(() => { button.textContent = label; }, 1200);
+}
+
+function addCodeCopyButtons(container) {
+  for (const pre of container.querySelectorAll("pre")) {
+    if (pre.parentElement?.classList.contains("code-block")) continue;
+    const wrapper = document.createElement("div");
+    wrapper.className = "code-block";
+    pre.replaceWith(wrapper);
+    wrapper.appendChild(actionButton("copy-code", "Copy code"));
+    wrapper.appendChild(pre);
+  }
+}
+
+function decorate(container) {
+  container.querySelectorAll(".content.markdown").forEach(addCodeCopyButtons);
+}
+
+function selectedModels() {
+  return modelPicker ? [...modelPicker.querySelectorAll('input[name="models"]:checked')].map((input) => input.value) : [];
+}
+
+function refreshModelPicker() {
+  if (!modelPicker) return;
+  const chosen = selectedModels();
+  const max = Number(modelPicker.dataset.max || 4);
+  for (const input of modelPicker.querySelectorAll('input[name="models"]')) {
+    input.disabled = !input.checked && chosen.length >= max;
+  }
+  modelSummary.textContent = chosen.join(", ") || "none";
+  blindToggle.hidden = chosen.length < 2;
+}
+
+function setSelectedModels(models, blind) {
+  if (!modelPicker) return;
+  for (const input of modelPicker.querySelectorAll('input[name="models"]')) input.checked = models.includes(input.value);
+  if (blind !== undefined) blindInput.checked = blind;
+  refreshModelPicker();
+}
+
+function composerChoice() {
+  const models = selectedModels();
+  return { models, blind: models.length > 1 && blindInput.checked };
+}
+
+function openEditor(article) {
+  if (article.querySelector(".editor")) return;
+  const content = article.querySelector(".content");
+  const editor = document.createElement("form");
+  editor.className = "editor";
+  const area = editor.appendChild(document.createElement("textarea"));
+  area.value = content.textContent;
+  area.rows = Math.min(12, area.value.split("\n").length + 1);
+  const buttons = editor.appendChild(document.createElement("div"));
+  buttons.className = "editor-actions";
+  const save = buttons.appendChild(document.createElement("button"));
+  save.type = "submit";
+  save.className = "primary";
+  save.textContent = "Send as a new branch";
+  const cancel = buttons.appendChild(actionButton("cancel-edit", "Cancel"));
+  cancel.addEventListener("click", () => {
+    editor.remove();
+    content.hidden = false;
+  });
+  editor.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const text = area.value.trim();
+    if (!text || !socket || socket.readyState !== WebSocket.OPEN) return;
+    const { models, blind } = composerChoice();
+    if (!models.length) {
+      showComposerError("Pick a model first.");
+      return;
+    }
+    send({ type: "edit", message: Number(article.dataset.messageId), content: text, models, blind });
+    editor.remove();
+    content.hidden = false;
+  });
+  area.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      editor.requestSubmit();
+    }
+  });
+  content.hidden = true;
+  content.after(editor);
+  area.focus();
+}
+
+messagesEl.addEventListener("click", (event) => {
+  const button = event.target.closest("button");
+  if (!button || button.disabled) return;
+  const article = button.closest("article.message");
+  const turn = button.closest(".turn");
+  const id = article ? Number(article.dataset.messageId) : null;
+  const live = socket && socket.readyState === WebSocket.OPEN;
+  if (button.classList.contains("older-turns")) loadOlder(button);
+  else if (button.classList.contains("copy-code")) copyText(button.parentElement.querySelector("pre").innerText, button);
+  else if (button.classList.contains("copy-message")) copyText(article.querySelector(".content").innerText, button);
+  else if (button.classList.contains("edit-message")) openEditor(article);
+  else if (!live) showComposerError("Not connected: try again in a moment.");
+  else if (button.classList.contains("switch-version")) send({ type: "switch", message: Number(button.dataset.target) });
+  else if (button.classList.contains("regenerate")) send({ type: "regenerate", message: id });
+  else if (button.classList.contains("stop-message")) send({ type: "stop", message: id });
+  else if (button.classList.contains("choose")) send({ type: "choose", prompt: Number(turn.dataset.promptId), message: id });
+  else if (button.classList.contains("continue-all")) send({ type: "choose", prompt: Number(turn.dataset.promptId), message: null });
+  else if (button.classList.contains("vote")) {
+    const winner = button.dataset.winner ? Number(button.dataset.winner) : null;
+    turn.querySelectorAll(".vote").forEach((b) => { b.disabled = true; });
+    send({ type: "vote", prompt: Number(turn.dataset.promptId), winner });
+  }
+});
+
 function updateConversation(conversation) {
   titleEl.textContent = conversation.title;
   document.title = `${conversation.title} · Multi-LLM Chat`;
@@ -216,6 +507,16 @@ function onFrame(frame) {
       break;
     case "message.done":
       renderMessage(frame);
+      afterDone(frame);
+      break;
+    case "path.changed":
+      scheduleReload();
+      break;
+    case "conversation.models":
+      setSelectedModels(frame.selected_models, frame.blind);
+      break;
+    case "vote.recorded":
+      scheduleReload();
       break;
     case "conversation.updated":
       updateConversation(frame.conversation);
@@ -227,6 +528,9 @@ function onFrame(frame) {
       if (frame.message == null) {
         showComposerError(frame.detail);
         pendingSend = null;
+      } else if (!messagesEl.querySelector(`[data-message-id="${frame.message}"]`)?.matches('[data-status="streaming"]')) {
+        showComposerError(frame.detail); // about an action on a message (vote, regenerate...), not its answer
+        messagesEl.querySelectorAll(".vote").forEach((b) => { b.disabled = false; });
       }
       break;
   }
@@ -281,7 +585,12 @@ async function submit(event) {
   const content = prompt.value.trim();
   showComposerError("");
   if (!content || isStreaming()) return;
-  pendingSend = { type: "send", content, models: [modelSelect.value], sources: [] };
+  const { models, blind } = composerChoice();
+  if (!models.length) {
+    showComposerError("Pick a model first.");
+    return;
+  }
+  pendingSend = { type: "send", content, models, blind, sources: [] };
   if (!conversationId) {
     try {
       await ensureConversation(); // the socket sends pendingSend once open
@@ -352,9 +661,14 @@ if (form) {
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing) submit(event);
   });
   stopButton.addEventListener("click", () => {
-    const streaming = messagesEl.querySelector('[data-status="streaming"]');
-    if (streaming && socket?.readyState === WebSocket.OPEN) send({ type: "stop", message: Number(streaming.dataset.messageId) });
+    // Every answer being written, in every column.
+    if (isStreaming() && socket?.readyState === WebSocket.OPEN) send({ type: "stop" });
   });
+  modelPicker.addEventListener("change", (event) => {
+    if (!event.target.checked && selectedModels().length === 0) event.target.checked = true; // keep one
+    refreshModelPicker();
+  });
+  refreshModelPicker();
 }
 
 // ---- The sidebar: search, show more, rename, pin, delete --------------------------------
@@ -494,6 +808,8 @@ if (sidebarList) {
 messagesEl.querySelectorAll('[data-status="streaming"]').forEach((el) => {
   texts.set(Number(el.dataset.messageId), el.querySelector(".content").textContent);
 });
+decorate(messagesEl);
+observeOlder();
 refreshControls();
 scrollToEnd();
 connect();

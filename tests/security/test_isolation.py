@@ -51,14 +51,19 @@ def alice_objects(alice: User) -> AliceObjects:
     conversation = make_conversation(alice, title=f"{SECRET} title")
     user_message = Message.objects.create(conversation=conversation, role="user", content=f"{SECRET} question")
     assistant_message = Message.objects.create(
-        conversation=conversation, role="assistant", content=f"{SECRET} answer", content_html=f"<p>{SECRET} answer</p>"
+        conversation=conversation,
+        parent=user_message,
+        role="assistant",
+        content=f"{SECRET} answer",
+        content_html=f"<p>{SECRET} answer</p>",
     )
     upload = source_attach_file(
         owner=alice,
         conversation=conversation,
         upload=SimpleUploadedFile(f"{SECRET}-notes.txt", f"{SECRET} file body".encode(), content_type="text/plain"),
     )
-    url_source = source_attach_url(owner=alice, conversation=conversation, url=f"https://example.com/{SECRET}.html")
+    url_source = source_attach_url(owner=alice, conversation=conversation, url=f"http://10.255.255.1/{SECRET}.html")
+    # (a private address: the fetcher refuses it without a lookup or a connection)
     key, raw_key = api_key_create(user=alice, name=f"{SECRET} key")
     markers = [
         SECRET,
@@ -80,6 +85,7 @@ def _conversation(a: AliceObjects) -> dict[str, Any]:
 
 OBJECT_KWARGS: dict[str, Callable[[AliceObjects], dict[str, Any] | list[dict[str, Any]]]] = {
     "chat:conversation_detail": _conversation,
+    "chat:conversation_turns": _conversation,
     "chat:source_attach": _conversation,
     "chat:conversation_rename": _conversation,
     "chat:conversation_pin": _conversation,
@@ -144,7 +150,7 @@ def socket_routes() -> Iterator[Route]:
                 else:
                     yield Route(prefix + str(route.pattern), "", _kwarg_names(route.pattern))
             return
-        for attribute in ("inner", "application"):
+        for attribute in ("inner", "application", "app"):
             if hasattr(app, attribute):
                 yield from walk(getattr(app, attribute), prefix)
                 return
