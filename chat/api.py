@@ -323,11 +323,19 @@ def _upstream_error(exc: ProviderError) -> ApiError:
 
 @api_view
 @model_in_body("chat")
-async def chat_completions(request: HttpRequest) -> HttpResponse:
+def _user_id(request: HttpRequest) -> int:
+    """The id of the key's user (the API's views run only after the key was checked)."""
+    user_id = request.user.pk
+    if user_id is None:
+        raise ApiError(401, "Missing API key.", code="invalid_api_key", type="invalid_request_error")
+    return int(user_id)
+
+
+async def chat_completions(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
     parsed = await _parse_chat_request(request)
     try:
         ticket = await quota_start(
-            user_id=request.user.pk, prompt_chars=sum(len(m["content"]) for m in parsed.messages)
+            user_id=_user_id(request), prompt_chars=sum(len(m["content"]) for m in parsed.messages)
         )
     except QuotaExceeded as exc:
         status = 400 if exc.code == "prompt_too_large" else 429
@@ -339,7 +347,7 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
     )
     # Wait for the first chunk before answering, so an upstream failure gets its own status.
     try:
-        first = await anext(chunks)  # type: ignore[call-overload]
+        first = await anext(chunks)
     except (ProviderError, StopAsyncIteration) as exc:
         relay.status = "error"
         relay.error = exc if isinstance(exc, ProviderError) else ProviderError("The model sent nothing.")
@@ -474,7 +482,7 @@ async def embeddings(request: HttpRequest) -> JsonResponse:
                        code="invalid_value", param="input")  # fmt: skip
     model = await _usable_model(request, body.get("model"), "embedding")
     try:
-        ticket = await quota_start(user_id=request.user.pk, prompt_chars=sum(len(t) for t in texts))
+        ticket = await quota_start(user_id=_user_id(request), prompt_chars=sum(len(t) for t in texts))
     except QuotaExceeded as exc:
         raise ApiError(429 if exc.code != "prompt_too_large" else 400, exc.detail, code=exc.code,
                        type="rate_limit_error", retry_after=exc.retry_after) from None  # fmt: skip

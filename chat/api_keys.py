@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import uuid
 from datetime import timedelta
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.http import Http404
 from django.utils import timezone
@@ -22,7 +23,7 @@ def _hash(raw_key: str) -> str:
     return hashlib.sha256(raw_key.encode()).hexdigest()
 
 
-def api_key_create(*, user: AbstractBaseUser, name: str) -> tuple[ApiKey, str]:
+def api_key_create(*, user: User, name: str) -> tuple[ApiKey, str]:
     """A new key for `user`; returns the row and the key itself, which is never stored."""
     raw_key = KEY_PREFIX + secrets.token_urlsafe(32)
     key = ApiKey.objects.create(user=user, name=name.strip()[:100] or "API key", prefix=raw_key[:12],
@@ -43,7 +44,7 @@ def api_key_authenticate(raw_key: str) -> ApiKey | None:
     return key
 
 
-def api_key_get_for_user(*, user: AbstractBaseUser, key_uuid: object) -> ApiKey:
+def api_key_get_for_user(*, user: User, key_uuid: uuid.UUID | str) -> ApiKey:
     try:
         return ApiKey.objects.get(uuid=key_uuid, user_id=user.pk)
     except (ApiKey.DoesNotExist, ValidationError, ValueError, TypeError):  # a malformed id is no id

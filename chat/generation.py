@@ -224,7 +224,7 @@ class Generation:
             if timer is not None:
                 timer.cancel()
             await asyncio.gather(*flushes, return_exceptions=True)
-            await chunks.aclose()  # type: ignore[attr-defined]
+            await chunks.aclose()
             await self._send_delta()
         return usage
 

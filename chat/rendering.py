@@ -9,6 +9,7 @@ fetching them would let model output make the browser call other origins.
 from __future__ import annotations
 
 import html
+from typing import Any
 
 import nh3
 from markdown_it import MarkdownIt
@@ -60,7 +61,7 @@ ALIGN_CLASSES = {
 }
 
 
-def _cell_with_align_class(self: RendererHTML, tokens: list, idx: int, options: object, env: object) -> str:
+def _cell_with_align_class(self: RendererHTML, tokens: list, idx: int, options: Any, env: Any) -> str:
     """Column alignment as a class, not a style attribute: the Content-Security-Policy allows no inline styles."""
     token = tokens[idx]
     style = token.attrGet("style")

@@ -8,11 +8,13 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.core.exceptions import ValidationError
 from django.db import connection
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Sum
+from django.db.models.expressions import Combinable
 from django.db.models.functions import TruncDate
 from django.http import Http404
 from django.utils import timezone
@@ -30,9 +32,7 @@ SEARCH_CONFIG = "english"
 USAGE_DAYS = 30
 
 
-def conversation_get_for_user(
-    *, user: AbstractBaseUser | AnonymousUser, conversation_uuid: uuid.UUID | str
-) -> Conversation:
+def conversation_get_for_user(*, user: User | AnonymousUser, conversation_uuid: uuid.UUID | str) -> Conversation:
     """The user's conversation, or Http404 (for other users' conversations too)."""
     if not user.is_authenticated:
         raise Http404("No such conversation.")
@@ -83,7 +83,7 @@ def group_by_date(conversations: Iterable[Conversation], *, today: date) -> list
     return groups
 
 
-def sidebar_for_user(*, user: AbstractBaseUser, page: int = 1) -> Sidebar:
+def sidebar_for_user(*, user: User, page: int = 1) -> Sidebar:
     """Two queries whatever the number of conversations: the pinned ones (first page only)
     and one page of the others."""
     page = max(page, 1)
@@ -186,7 +186,7 @@ def _search_terms(query: str) -> list[str]:
     return [word[:100] for word in re.findall(r"\w+", query[:1000])][:10]
 
 
-def conversations_search(*, user: AbstractBaseUser, query: str, limit: int = SEARCH_LIMIT) -> list[SearchHit]:
+def conversations_search(*, user: User, query: str, limit: int = SEARCH_LIMIT) -> list[SearchHit]:
     """The user's conversations where every word of `query` is in the title or a message,
     newest first, with the matches highlighted. Postgres: full-text search (stemmed words,
     the last one also as a prefix, for search as you type) on GIN indexes. Elsewhere:
@@ -199,7 +199,7 @@ def conversations_search(*, user: AbstractBaseUser, query: str, limit: int = SEA
     return _search_fallback(user=user, terms=terms, limit=limit)
 
 
-def _search_postgres(*, user: AbstractBaseUser, terms: list[str], limit: int) -> list[SearchHit]:
+def _search_postgres(*, user: User, terms: list[str], limit: int) -> list[SearchHit]:
     from django.contrib.postgres.search import SearchHeadline, SearchQuery, SearchVector
 
     # Only word characters reach the raw queries: nothing in them can be tsquery syntax.
@@ -214,7 +214,7 @@ def _search_postgres(*, user: AbstractBaseUser, terms: list[str], limit: int) ->
         return []
     title_vector = SearchVector("title", config=SEARCH_CONFIG)
     content_vector = SearchVector("content", config=SEARCH_CONFIG)
-    every_word = Q()
+    every_word: Q | Combinable = Q()
     for word in words:  # each word in the title or in any message of the conversation
         word_query = SearchQuery(word, search_type="raw", config=SEARCH_CONFIG)
         every_word &= Q(title_vector=word_query) | Exists(
@@ -232,7 +232,13 @@ def _search_postgres(*, user: AbstractBaseUser, terms: list[str], limit: int) ->
     if not conversations:
         return []
     start, stop = _markers()
-    options = {"start_sel": start, "stop_sel": stop, "max_words": 18, "min_words": 6, "max_fragments": 2}
+    options: dict[str, Any] = {
+        "start_sel": start,
+        "stop_sel": stop,
+        "max_words": 18,
+        "min_words": 6,
+        "max_fragments": 2,
+    }
     # One matching message per conversation (its first), then headlines for those rows only.
     # `conversation_id + 0` keeps the planner on the GIN index: with the plain column it
     # would read every message of these conversations and compute their vectors.
@@ -275,8 +281,8 @@ def _snippet(text: str, terms: list[str], start: str, stop: str, width: int = 60
     return ("…" if left else "") + piece + ("…" if right < len(text) else "")
 
 
-def _search_fallback(*, user: AbstractBaseUser, terms: list[str], limit: int) -> list[SearchHit]:
-    condition = Q()
+def _search_fallback(*, user: User, terms: list[str], limit: int) -> list[SearchHit]:
+    condition: Q | Combinable = Q()
     for term in terms:
         condition &= Q(title__icontains=term) | Exists(
             Message.objects.filter(conversation_id=OuterRef("pk"), content__icontains=term)
@@ -478,17 +484,17 @@ def message_as_frame(message: Message, *, hide_model: bool = False) -> dict[str,
     }
 
 
-def presets_for_user(*, user: AbstractBaseUser) -> QuerySet[Preset]:
+def presets_for_user(*, user: User) -> QuerySet[Preset]:
     """The user's own presets and those shared with everyone."""
     return Preset.objects.filter(Q(owner_id=user.pk) | Q(shared=True)).order_by("name", "id")
 
 
-def preset_get_for_user(*, user: AbstractBaseUser | AnonymousUser, preset_uuid: uuid.UUID | str) -> Preset:
+def preset_get_for_user(*, user: User | AnonymousUser, preset_uuid: uuid.UUID | str) -> Preset:
     """A preset the user may apply (their own or a shared one), or Http404."""
     if not user.is_authenticated:
         raise Http404("No such preset.")
     try:
-        return presets_for_user(user=user).get(uuid=preset_uuid)  # type: ignore[arg-type]
+        return presets_for_user(user=user).get(uuid=preset_uuid)
     except (Preset.DoesNotExist, ValueError, TypeError, ValidationError):
         raise Http404("No such preset.") from None
 
@@ -511,7 +517,7 @@ def usage_since(days: int = USAGE_DAYS) -> datetime:
     return timezone.now() - timedelta(days=days)
 
 
-def usage_for_user(*, user: AbstractBaseUser, days: int = USAGE_DAYS) -> list[UsageRow]:
+def usage_for_user(*, user: User, days: int = USAGE_DAYS) -> list[UsageRow]:
     """Tokens per model per day of the user's answers, as the providers counted them; newest day first."""
     rows = (
         Message.objects.filter(
@@ -551,7 +557,7 @@ def usage_for_everyone(*, days: int = USAGE_DAYS) -> list[UsageRow]:
     return result
 
 
-def model_leaderboard(*, user: AbstractBaseUser) -> list[Standing]:
+def model_leaderboard(*, user: User) -> list[Standing]:
     """Every vote of the organisation, ranked (see chat.ratings); a user sees the rows of the
     models they may use (admins see all), rated against every model."""
     from models_registry.selectors import models_usable_by

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
@@ -56,7 +56,7 @@ class Exchange:
         return self.assistant_messages[0]
 
 
-def conversation_create(*, owner: AbstractBaseUser) -> Conversation:
+def conversation_create(*, owner: User) -> Conversation:
     return Conversation.objects.create(owner=owner)
 
 
@@ -269,7 +269,7 @@ def reply_choose(*, conversation: Conversation, prompt_id: int, message_id: int 
     return locked
 
 
-def vote_cast(*, owner: AbstractBaseUser, conversation: Conversation, prompt_id: int, winner_id: int | None) -> Vote:
+def vote_cast(*, owner: User, conversation: Conversation, prompt_id: int, winner_id: int | None) -> Vote:
     """Record which side-by-side answer to a prompt was best (None: a tie). One vote per prompt."""
     with transaction.atomic():
         locked = _lock(conversation)
@@ -409,7 +409,7 @@ def generations_reap_stale(*, conversation: Conversation) -> int:
 
 def api_exchange_save(
     *,
-    user: AbstractBaseUser,
+    user: User,
     model: LLMModel,
     messages: list[ChatMessage],
     answer: str,
@@ -555,7 +555,7 @@ def conversation_settings_update(*, conversation: Conversation, model_settings: 
     return conversation
 
 
-def preset_create(*, owner: AbstractBaseUser, name: str, model_settings: ModelSettings, shared: bool = False) -> Preset:
+def preset_create(*, owner: User, name: str, model_settings: ModelSettings, shared: bool = False) -> Preset:
     """Save settings under a name; saving an existing name of the owner replaces it.
     Only staff may share a preset with everyone."""
     name = " ".join(name.split())
@@ -585,7 +585,7 @@ def preset_apply(*, conversation: Conversation, preset: Preset) -> Conversation:
     )
 
 
-def preset_delete(*, preset: Preset, user: AbstractBaseUser) -> None:
+def preset_delete(*, preset: Preset, user: User) -> None:
     """Owners delete their presets; a shared preset of someone else is only deleted by staff."""
     if preset.owner_id != user.pk and not user.is_staff:
         raise ChatError("not_allowed", "This preset is shared by an administrator; only they can delete it.")

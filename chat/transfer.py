@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeGuard
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
@@ -361,7 +361,7 @@ def conversation_import_parse(raw: bytes) -> tuple[dict[str, Any], list[_Row]]:
     return conversation, rows
 
 
-def conversation_import(*, owner: AbstractBaseUser, raw: bytes) -> Conversation:
+def conversation_import(*, owner: User, raw: bytes) -> Conversation:
     """A new conversation of `owner` from an exported JSON file, or ConversationImportError with nothing saved."""
     fields, rows = conversation_import_parse(raw)
     labels = {row.fields["model_label"] for row in rows if row.fields["model_label"]}

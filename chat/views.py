@@ -128,7 +128,7 @@ def api_keys(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         key, raw_key = api_key_create(user=request.user, name=request.POST.get("name", ""))  # type: ignore[arg-type]
         context = {"new_key": raw_key, "new_key_name": key.name}
-    context["keys"] = ApiKey.objects.filter(user_id=request.user.pk)
+    context["keys"] = ApiKey.objects.filter(user_id=request.user.pk or 0)
     response = render(request, "chat/api_keys.html", context)
     response["Cache-Control"] = "no-store"
     return response

@@ -18,19 +18,23 @@ from redis import asyncio as aioredis
 
 
 class _Shard(pubsub.RedisSingleShardConnection):
-    async def publish(self, channel: str, message: bytes) -> None:
-        self._ensure_redis()
-        await self._redis.publish(channel, message)
+    _redis: aioredis.Redis | None
 
-    def _ensure_redis(self) -> None:
+    async def publish(self, channel: str, message: bytes) -> None:
+        await self._ensure_redis().publish(channel, message)
+
+    def _ensure_redis(self) -> aioredis.Redis:
         if self._redis is None:
             options = dict(self.host)
             pool = aioredis.BlockingConnectionPool.from_url(options.pop("address"), **options)
             self._redis = aioredis.Redis(connection_pool=pool)
             self._pubsub = self._redis.pubsub()
+        return self._redis
 
 
 class _LoopLayer(pubsub.RedisPubSubLoopLayer):
+    _shards: list[Any]
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._shards = [_Shard(shard.host, self) for shard in self._shards]
