@@ -321,8 +321,6 @@ def _upstream_error(exc: ProviderError) -> ApiError:
                     retry_after=exc.retry_after if exc.code == "rate_limited" else None)  # fmt: skip
 
 
-@api_view
-@model_in_body("chat")
 def _user_id(request: HttpRequest) -> int:
     """The id of the key's user (the API's views run only after the key was checked)."""
     user_id = request.user.pk
@@ -331,6 +329,8 @@ def _user_id(request: HttpRequest) -> int:
     return int(user_id)
 
 
+@api_view
+@model_in_body("chat")
 async def chat_completions(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
     parsed = await _parse_chat_request(request)
     try:

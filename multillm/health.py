@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
-from asgiref.sync import async_to_sync, iscoroutinefunction, markcoroutinefunction, sync_to_async
+from asgiref.sync import async_to_sync, iscoroutinefunction, sync_to_async
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
@@ -32,6 +32,7 @@ from django.views.decorators.cache import never_cache
 
 from models_registry.models import Provider
 from models_registry.providers import ProviderError, provider_clients
+from multillm.middleware import HybridMiddleware
 
 logger = logging.getLogger(__name__)
 
@@ -153,21 +154,15 @@ def _probe_views() -> dict[str, Callable[..., Any]]:
     return {"/healthz": healthz, "/readyz": readyz, "/metrics": metrics}
 
 
-class ProbeMiddleware:
+class ProbeMiddleware(HybridMiddleware):
     """Answers /healthz, /readyz and /metrics first: no Host check, no HTTPS redirect, no request log.
 
     None of these reads the Host header or sets a cookie, so skipping the host check opens nothing.
     """
 
-    sync_capable = True
-    async_capable = True
-
     def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
-        self.get_response = get_response
+        super().__init__(get_response)
         self.views = _probe_views()
-        self.async_mode = iscoroutinefunction(get_response)
-        if self.async_mode:
-            markcoroutinefunction(self)
 
     def __call__(self, request: HttpRequest) -> Any:
         if self.async_mode:

@@ -1,4 +1,7 @@
-"""WhiteNoise that keeps async requests on the event loop.
+"""Middleware that runs natively in sync and async chains, and WhiteNoise made so.
+
+`HybridMiddleware` is the base of our own middleware: under ASGI a sync-only middleware makes
+Django run the request behind a hop into a new thread and back.
 
 WhiteNoise's own middleware is synchronous only. First in Django's chain, it made Django run
 every request (middleware and view) behind a hop into a new thread and back to the event loop:
@@ -8,12 +11,30 @@ This one answers static files as WhiteNoise does and hands every other request o
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.conf import settings
 from django.http import HttpRequest, HttpResponseBase
 from whitenoise.middleware import WhiteNoiseMiddleware
+
+
+class HybridMiddleware:
+    """Sync and async capable: `self.async_mode` says which chain this instance is in, and an
+    async instance is marked as a coroutine function so Django awaits it without a thread."""
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
+        self.get_response = get_response
+        self.async_mode = iscoroutinefunction(get_response)
+        if self.async_mode:
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest) -> Any:
+        raise NotImplementedError("a middleware answers the request or hands it on")
 
 
 class StaticFilesMiddleware(WhiteNoiseMiddleware):

@@ -17,10 +17,8 @@ from __future__ import annotations
 import hmac
 import logging
 import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.http import HttpRequest, HttpResponse
@@ -29,6 +27,8 @@ from django.views.decorators.cache import never_cache
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+from multillm.middleware import HybridMiddleware
 
 if TYPE_CHECKING:
     from chat.models import Message
@@ -65,18 +65,9 @@ def _user_label(request: HttpRequest) -> str:
     return user.get_username()
 
 
-class RequestLogMiddleware:
+class RequestLogMiddleware(HybridMiddleware):
     """One line per request. Natively sync and async (no thread hop under ASGI). The latency is
     to the response's headers: a streamed body (the API's SSE) goes on after it."""
-
-    sync_capable = True
-    async_capable = True
-
-    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
-        self.get_response = get_response
-        self.async_mode = iscoroutinefunction(get_response)
-        if self.async_mode:
-            markcoroutinefunction(self)
 
     def __call__(self, request: HttpRequest) -> Any:
         if self.async_mode:

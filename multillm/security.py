@@ -8,13 +8,13 @@ so model output can never make the browser call another origin.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
 from django.core.exceptions import DisallowedHost
 from django.http import HttpRequest, HttpResponse
+
+from multillm.middleware import HybridMiddleware
 
 HEADER = "Content-Security-Policy"
 
@@ -44,17 +44,8 @@ def content_security_policy(request: HttpRequest) -> str:
     return "; ".join(f"{name} {value}" for name, value in directives.items())
 
 
-class ContentSecurityPolicyMiddleware:
+class ContentSecurityPolicyMiddleware(HybridMiddleware):
     """Adds the header to every response that has none; sync or async, whichever the chain is."""
-
-    sync_capable = True
-    async_capable = True
-
-    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
-        self.get_response = get_response
-        self.async_mode = iscoroutinefunction(get_response)
-        if self.async_mode:
-            markcoroutinefunction(self)
 
     def __call__(self, request: HttpRequest) -> Any:
         if self.async_mode:
