@@ -14,7 +14,10 @@ from ingestion.uploads import MULTIPART_OVERHEAD_BYTES
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the served app uses the test database
 
-CAP = 25 * 1024 * 1024 + MULTIPART_OVERHEAD_BYTES  # FETCH_MAX_BYTES of the served app, plus framing
+# REQUEST_MAX_BYTES of the served app: FETCH_MAX_BYTES (25 MB) plus 1 MB, which is more than
+# the multipart framing of a file at the cap (that file is refused by the upload handler).
+CAP = 26 * 1024 * 1024
+assert CAP > 25 * 1024 * 1024 + MULTIPART_OVERHEAD_BYTES
 PIECE = b"x" * (1024 * 1024)
 
 

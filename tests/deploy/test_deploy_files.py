@@ -123,8 +123,10 @@ def test_the_image_leaves_out_tests_secrets_and_local_files() -> None:
 
 def test_whitenoise_serves_the_collected_static_files() -> None:
     from django.conf import settings
+    from django.utils.module_loading import import_string
+    from whitenoise.middleware import WhiteNoiseMiddleware
 
-    assert "whitenoise.middleware.WhiteNoiseMiddleware" in settings.MIDDLEWARE
+    assert any(issubclass(import_string(path), WhiteNoiseMiddleware) for path in settings.MIDDLEWARE)
     assert settings.STORAGES["staticfiles"]["BACKEND"].startswith("whitenoise.storage.")
 
 

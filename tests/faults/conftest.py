@@ -180,7 +180,7 @@ def fault_app(
         "LOG_LEVEL": "WARNING",
         "LOCAL_MODEL": "off",
         # Persistent connections are the hard case: they go stale when the server restarts.
-        "CONN_MAX_AGE": "600",
+        "CONN_MAX_AGE": "0",  # connections come from the pool, which checks them before use
         **(extra_env or {}),
     }
 
