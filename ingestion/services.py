@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -169,6 +171,15 @@ def document_delete(*, document: Document) -> None:
     document.delete()
 
 
+def _lower_priority() -> None:
+    """In the web process, ingestion (CPU-bound embedding) yields the CPU to the event loop that
+    serves pages and sockets: this thread runs at a lower scheduling priority (Linux: per thread)."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+    except (AttributeError, OSError):  # not Linux, or not allowed: ingest at normal priority
+        pass
+
+
 def ingestion_enqueue(*, source_id: int) -> None:
     from ingestion.tasks import ingest_source
 
@@ -179,6 +190,7 @@ def ingestion_enqueue(*, source_id: int) -> None:
 
 
 def _run_in_process(source_id: int) -> None:
+    _lower_priority()
     close_old_connections()
     try:
         source_ingest(source_id=source_id, final_attempt=True)
