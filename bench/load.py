@@ -18,12 +18,10 @@ the Daphne process's CPU (mean and peak over 1 s samples, 100 % = one core) and 
 (RSS, start and peak), ingestion times, and the check that every saved assistant message
 equals, character for character, the text its client assembled from the deltas.
 
-The app gets this process's environment: on Postgres its connections come from the pool
-(DATABASE_POOL_MAX_SIZE, with CONN_MAX_AGE=0 as deploy/.env.example sets them); without a
-pool or kept connections, a crowd of sockets connecting at once overruns Daphne's 5 s handshake.
-Uses DATABASE_URL and REDIS_URL, by default
-postgres://postgres@127.0.0.1:5432/multillm_load (created if missing, and migrated) and
-redis://127.0.0.1:6379/0.
+The app gets this process's environment: measure with the connection pool on, as it is by
+default (DATABASE_POOL_MAX_SIZE=20, and then CONN_MAX_AGE must be 0). Uses DATABASE_URL and
+REDIS_URL, by default postgres://postgres@127.0.0.1:5432/multillm_load (created if missing,
+and migrated) and redis://127.0.0.1:6379/0.
 
     .venv/bin/python bench/load.py [--users 200] [--duration 60] [--ingestions 10]
 """

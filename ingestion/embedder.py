@@ -72,6 +72,9 @@ class LocalEmbedder:
             options = onnxruntime.SessionOptions()
             options.intra_op_num_threads = os.cpu_count() or 1
             options.inter_op_num_threads = 1
+            # Idle pool threads sleep instead of spinning: spinning threads took every core from
+            # the web process's event loop when it ingests in-process (handshakes timed out).
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             options.log_severity_level = 3
             self._session = onnxruntime.InferenceSession(
                 str(model_path), sess_options=options, providers=["CPUExecutionProvider"]

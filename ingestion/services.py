@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -15,7 +17,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.files.uploadedfile import UploadedFile
-from django.db import close_old_connections, transaction
+from django.db import DatabaseError, InterfaceError, OperationalError, close_old_connections, connection, transaction
 
 from chat.models import Conversation
 from ingestion.chunker import chunk_document, embedding_text
@@ -169,6 +171,15 @@ def document_delete(*, document: Document) -> None:
     document.delete()
 
 
+def _lower_priority() -> None:
+    """In the web process, ingestion (CPU-bound embedding) yields the CPU to the event loop that
+    serves pages and sockets: this thread runs at a lower scheduling priority (Linux: per thread)."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+    except (AttributeError, OSError):  # not Linux, or not allowed: ingest at normal priority
+        pass
+
+
 def ingestion_enqueue(*, source_id: int) -> None:
     from ingestion.tasks import ingest_source
 
@@ -179,6 +190,7 @@ def ingestion_enqueue(*, source_id: int) -> None:
 
 
 def _run_in_process(source_id: int) -> None:
+    _lower_priority()
     close_old_connections()
     try:
         source_ingest(source_id=source_id, final_attempt=True)
@@ -199,7 +211,28 @@ def source_ingest(
 
     Transient failures raise TransientIngestionError unless this is the final attempt,
     in which case the source fails with the reason.
+    A database that goes away mid-task (a restart, a failover) is transient too: the broken
+    connection is dropped so that the retry gets a fresh one.
     """
+    try:
+        _source_ingest(source_id, final_attempt, fetcher, on_status)
+    except (OperationalError, InterfaceError) as exc:
+        logger.warning("ingestion of source %s lost the database: %s", source_id, exc)
+        connection.close()
+        if not final_attempt:
+            raise TransientIngestionError("The database was unavailable.") from exc
+        try:
+            source = Source.objects.get(pk=source_id)
+            if source.status != Source.Status.READY:
+                _set_status(source, Source.Status.FAILED, "The database was unavailable during ingestion; try again.")
+        except DatabaseError:
+            logger.exception("could not mark source %s failed", source_id)
+            connection.close()
+
+
+def _source_ingest(
+    source_id: int, final_attempt: bool, fetcher: SafeFetcher | None, on_status: Callable[[str], None] | None
+) -> None:
     source = Source.objects.select_related("document", "conversation").filter(pk=source_id).first()
     if source is None or source.status == Source.Status.READY:
         return

@@ -386,9 +386,19 @@ def edge_store_path() -> Path:
     return Path(settings.VAR_DIR) / EDGE_DIRECTORY
 
 
-@functools.cache
+_OPENING = threading.Lock()
+
+
 def vector_store() -> VectorStore:
     """The process's store. The embedded one is opened on first use and kept open."""
+    # Two threads' first calls at once (a chat's retrieval and an ingestion) must not both open
+    # the embedded store: the second opener's lock fails, even in the same process.
+    with _OPENING:
+        return _vector_store()
+
+
+@functools.cache
+def _vector_store() -> VectorStore:
     store: VectorStore
     if settings.QDRANT_ENDPOINT:
         from qdrant_client import QdrantClient

@@ -179,8 +179,9 @@ def fault_app(
         "ALLOWED_HOSTS": "127.0.0.1,localhost,testserver",
         "LOG_LEVEL": "WARNING",
         "LOCAL_MODEL": "off",
-        # Persistent connections are the hard case: they go stale when the server restarts.
-        "CONN_MAX_AGE": "0",  # connections come from the pool, which checks them before use
+        # Persistent connections are the hard case: they go stale when the server restarts. The
+        # connection pool (on by default, and then CONN_MAX_AGE must be 0) keeps them.
+        "CONN_MAX_AGE": "0",
         **(extra_env or {}),
     }
 
