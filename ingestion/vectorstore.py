@@ -26,9 +26,10 @@ import os
 import re
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 from django.conf import settings
 
@@ -103,6 +104,27 @@ class VectorStore:
         raise NotImplementedError
 
 
+_T = TypeVar("_T")
+
+
+def _server_call(method: Callable[..., _T]) -> Callable[..., _T]:
+    """A Qdrant server that cannot be reached or answers with an error is VectorStoreUnavailable:
+    ingestion retries it with backoff and chat answers without sources, instead of crashing."""
+
+    @functools.wraps(method)
+    def call(*args: Any, **kwargs: Any) -> _T:
+        from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
+
+        try:
+            return method(*args, **kwargs)
+        except (ResponseHandlingException, UnexpectedResponse, OSError) as exc:
+            raise VectorStoreUnavailable(
+                f"The vector store at {settings.QDRANT_ENDPOINT} is unavailable: {exc}"
+            ) from exc
+
+    return call
+
+
 class ServerVectorStore(VectorStore):
     """A Qdrant server through qdrant-client (any QdrantClient speaks the same API)."""
 
@@ -122,6 +144,7 @@ class ServerVectorStore(VectorStore):
             match = models.MatchAny(any=document_ids)
         return models.Filter(must=[models.FieldCondition(key="document_id", match=match)])
 
+    @_server_call
     def ensure_collection(self, model_id: str, dimensions: int) -> str:
         models = self.models
         name = collection_name(model_id, dimensions)
@@ -141,6 +164,7 @@ class ServerVectorStore(VectorStore):
             self._known.add(name)
         return name
 
+    @_server_call
     def upsert(
         self, *, model_id: str, document_id: int, content_hash: str, vectors: list[list[float]], start_index: int = 0
     ) -> None:
@@ -157,6 +181,7 @@ class ServerVectorStore(VectorStore):
             with self._lock:
                 self.client.upsert(name, points=points[offset : offset + UPSERT_BATCH], wait=True)
 
+    @_server_call
     def search(
         self, *, model_id: str, dimensions: int, vector: list[float], document_ids: list[int], limit: int
     ) -> list[VectorHit]:
@@ -173,12 +198,15 @@ class ServerVectorStore(VectorStore):
             if p.payload
         ]
 
+    @_server_call
     def delete_document(self, *, document_id: int) -> None:
         with self._lock:
             for name in [c.name for c in self.client.get_collections().collections]:
                 if name.startswith(f"{settings.QDRANT_COLLECTION}-"):
                     self.client.delete(name, points_selector=self._document_filter([document_id]), wait=True)
 
+    @_server_call
+    @_server_call
     def count(self, *, model_id: str, dimensions: int, document_id: int | None = None) -> int:
         name = self.ensure_collection(model_id, dimensions)
         condition = self._document_filter([document_id]) if document_id is not None else None

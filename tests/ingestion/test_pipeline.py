@@ -352,3 +352,28 @@ def test_uploads_over_the_size_cap_are_refused_by_the_server(alice, settings) ->
 
     assert response.status_code == 413 and response.json()["error"]["code"] == "too_large"
     assert not Source.objects.exists()
+
+
+@pytest.mark.django_db
+def test_an_unreachable_vector_store_is_retried_with_backoff_then_fails_with_the_reason(alice, web, settings) -> None:
+    from ingestion.services import TransientIngestionError
+    from ingestion.tasks import ingest_source
+    from ingestion.vectorstore import _vector_store
+    from tests.test_health import refused_url
+
+    vector_store().close()  # the embedded store reopens from disk after the test
+    _vector_store.cache_clear()
+    settings.QDRANT_ENDPOINT = refused_url()  # a Qdrant server that refuses connections
+    source = Source.objects.create(owner=alice, url=web.url("/article.html"))
+    try:
+        with pytest.raises(TransientIngestionError):
+            source_ingest(source_id=source.pk, final_attempt=False)
+        source_ingest(source_id=source.pk, final_attempt=True)
+    finally:
+        _vector_store.cache_clear()
+
+    source.refresh_from_db()
+    assert source.status == Source.Status.FAILED and "vector store is unavailable" in source.error
+    # The task hands transient errors to Celery's retry, with a growing delay.
+    assert TransientIngestionError in ingest_source.autoretry_for
+    assert ingest_source.retry_backoff and ingest_source.max_retries >= 2
