@@ -11,9 +11,8 @@ SECRETS_FILE="${SECRETS_FILE:-$AZURE_DIR/.secrets.env}"
 log() { printf '\n== %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
-load_config() {
-  [ -f "$CONFIG_FILE" ] || die "no $CONFIG_FILE: copy config.example.env to config.env and fill it in"
-  # Values already in the environment win over the file (secrets may come from a CI secret store).
+# Export each NAME=value line of a file, unless NAME already has a value.
+load_env_file() {
   local line name value
   while IFS= read -r line || [ -n "$line" ]; do
     case "$line" in ''|'#'*) continue ;; esac
@@ -23,17 +22,15 @@ load_config() {
       printf -v "$name" '%s' "$value"
       export "${name?}"
     fi
-  done < "$CONFIG_FILE"
+  done < "$1"
+}
+
+load_config() {
+  [ -f "$CONFIG_FILE" ] || die "no $CONFIG_FILE: copy config.example.env to config.env and fill it in"
+  # Values already in the environment win over the file (secrets may come from a CI secret store).
+  load_env_file "$CONFIG_FILE"
   if [ -f "$SECRETS_FILE" ]; then
-    while IFS= read -r line || [ -n "$line" ]; do
-      case "$line" in ''|'#'*) continue ;; esac
-      name="${line%%=*}"
-      value="${line#*=}"
-      if [ -z "${!name:-}" ]; then
-        printf -v "$name" '%s' "$value"
-        export "${name?}"
-      fi
-    done < "$SECRETS_FILE"
+    load_env_file "$SECRETS_FILE"
   fi
   local required
   for required in LOCATION RESOURCE_GROUP PREFIX IMAGE ENVIRONMENT; do
