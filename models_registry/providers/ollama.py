@@ -9,15 +9,16 @@ import logging
 import ssl
 import weakref
 from collections.abc import AsyncGenerator, AsyncIterator
-from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import ollama
 from django.conf import settings
+from ollama._types import ChatRequest
 
 from models_registry.providers.base import ChatChunk, ChatMessage, ChatOptions, ChatProvider, ModelInfo, ProviderError
+from models_registry.providers.wire import NDJSONDecoder, WireError
 
 logger = logging.getLogger(__name__)
 
@@ -95,25 +96,51 @@ class OllamaProvider(ChatProvider):
             # Ollama's default window is small and it drops the start of a longer prompt
             # silently; the model's whole window would reserve memory that most chats never use.
             request_options["num_ctx"] = context_window(messages, options)
+        # The request body is the official client's own (`ChatRequest`), sent on its HTTP client;
+        # the NDJSON answer is decoded here, every line of a network read at once: the client's
+        # typed object per line cost more than the upstream took to write it (see wire.py).
+        body = ChatRequest(
+            model=model,
+            messages=list(messages),
+            stream=True,
+            options=request_options or None,
+        ).model_dump(exclude_none=True)
+        decoder = NDJSONDecoder()
         try:
-            # Closing the stream (the answer is done, failed or cancelled) ends the request.
-            stream = await self._shared_client().chat(
-                model=model, messages=messages, stream=True, options=request_options
-            )
-            async with aclosing(stream):  # type: ignore[type-var]
-                async for part in stream:
-                    if part.done:
-                        yield ChatChunk(
-                            text=part.message.content or "",
-                            done=True,
-                            prompt_tokens=part.prompt_eval_count,
-                            completion_tokens=part.eval_count,
-                        )
+            # Leaving the block (the answer is done, failed or cancelled) ends the request.
+            async with self._shared_client()._client.stream("POST", "/api/chat", json=body) as response:
+                if response.is_error:
+                    await response.aread()
+                    raise ollama.ResponseError(response.text, response.status_code)
+                async for data in response.aiter_bytes():
+                    if chunk := self._chunk_of(decoder.feed(data)):
+                        yield chunk
+                        if chunk.done:
+                            return
+                if chunk := self._chunk_of(decoder.close()):
+                    yield chunk
+                    if chunk.done:
                         return
-                    yield ChatChunk(text=part.message.content or "")
         except Exception as exc:
             raise self._translate(exc, model=model) from exc
         raise ProviderError(f"Ollama at {self.base_url} ended the answer before it was complete.", code="interrupted")
+
+    @staticmethod
+    def _chunk_of(parts: list[Any]) -> ChatChunk | None:
+        """The text of these lines as one chunk, up to and with the `done` line (then `done` with
+        its counts); None when they hold no text and no end."""
+        pieces: list[str] = []
+        for part in parts:
+            if not isinstance(part, dict):
+                raise WireError("a line that is not a JSON object")
+            if error := part.get("error"):
+                raise ollama.ResponseError(str(error))  # status -1: an error inside a stream that had started
+            if content := (part.get("message") or {}).get("content"):
+                pieces.append(content)
+            if part.get("done"):
+                return ChatChunk(text="".join(pieces), done=True, prompt_tokens=part.get("prompt_eval_count"),
+                                 completion_tokens=part.get("eval_count"))  # fmt: skip
+        return ChatChunk(text="".join(pieces)) if pieces else None
 
     async def list_models(self) -> list[ModelInfo]:
         """`/api/tags`, then `/api/show` for each model's context length and capabilities."""

@@ -61,6 +61,7 @@ class FakeOllama(FakeServer):
         self.drop_after: int | None = None
         self.chat_status: int | None = None
         self.garbage_after: int | None = None
+        self.error_after: int | None = None  # an in-stream error event after this many tokens
         self.chat_requests: list[dict[str, Any]] = []
         self.streams_closed_by_client = 0
         self.pull_fail_after: int | None = None
@@ -77,7 +78,7 @@ class FakeOllama(FakeServer):
         self.models = copy.deepcopy(DEFAULT_MODELS)
         self.reply = echo_reply
         self.first_token_delay = self.token_delay = 0.0
-        self.drop_after = self.chat_status = self.garbage_after = None
+        self.drop_after = self.chat_status = self.garbage_after = self.error_after = None
         self.chat_requests.clear()
         self.streams_closed_by_client = 0
         self.pull_fail_after = None
@@ -207,6 +208,11 @@ class _Handler(FakeHandler):
             for index, token in enumerate(tokens):
                 if fake.drop_after is not None and index >= fake.drop_after:
                     self._drop()
+                    return
+                if fake.error_after is not None and index >= fake.error_after:
+                    # Ollama reports a failure inside a stream as a line with only `error`.
+                    self._chunk(json.dumps({"error": "the model runner stopped unexpectedly"}).encode() + b"\n")
+                    self._chunk(b"")
                     return
                 if fake.garbage_after is not None and index >= fake.garbage_after:
                     self._chunk(b"this is not json\n")

@@ -52,6 +52,7 @@ class FakeOpenAI(FakeServer):
         self.token_delay = 0.0
         self.drop_after: int | None = None
         self.garbage_after: int | None = None
+        self.error_after: int | None = None  # an in-stream error event after this many tokens
         self.status: int | None = None
         self.retry_after: str | None = None
         self.fail_times: int | None = None  # None: every chat request gets `status`
@@ -74,7 +75,8 @@ class FakeOpenAI(FakeServer):
         self.api_key = None
         self.reply = echo_reply
         self.first_token_delay = self.token_delay = 0.0
-        self.drop_after = self.garbage_after = self.status = self.retry_after = self.fail_times = None
+        self.drop_after = self.garbage_after = self.error_after = None
+        self.status = self.retry_after = self.fail_times = None
         self.send_usage = True
         self.reverse_embeddings = False
         self.chat_requests.clear()
@@ -247,6 +249,12 @@ class _Handler(FakeHandler):
             for index, token in enumerate(tokens):
                 if fake.drop_after is not None and index >= fake.drop_after:
                     self._drop()
+                    return
+                if fake.error_after is not None and index >= fake.error_after:
+                    # What OpenAI sends when the model fails mid-answer: an `error` object, then the end.
+                    error = _error("The model overloaded mid-answer.", "server_error")
+                    self._chunk(b"data: " + json.dumps(error).encode() + b"\n\n")
+                    self._chunk(b"")
                     return
                 if fake.garbage_after is not None and index >= fake.garbage_after:
                     self._chunk(b"data: this is not json\n\n")

@@ -115,3 +115,17 @@ async def test_embed_batch_returns_one_vector_per_text(fake_ollama: FakeOllama) 
     vectors = await OllamaProvider(base_url=fake_ollama.url).embed_batch(model="llama3.2:1b", texts=["a", "b", "a"])
 
     assert len(vectors) == 3 and vectors[0] == vectors[2] and vectors[0] != vectors[1]
+
+
+async def test_error_line_mid_stream_is_interrupted_with_ollamas_reason(fake_ollama: FakeOllama) -> None:
+    fake_ollama.error_after = 2
+    received = []
+    with pytest.raises(ProviderError) as caught:
+        async for chunk in OllamaProvider(base_url=fake_ollama.url).stream_chat(
+            model="llama3.2:1b", messages=HELLO, options=ChatOptions()
+        ):
+            received.append(chunk.text)
+
+    assert caught.value.code == "interrupted"
+    assert "the model runner stopped unexpectedly" in caught.value.message
+    assert "".join(received) == "You said:"

@@ -309,3 +309,18 @@ async def test_stopping_early_closes_the_stream(fake_openai: FakeOpenAI) -> None
             break
         await asyncio.sleep(0.02)
     assert fake_openai.streams_closed_by_client == 1
+
+
+async def test_error_event_mid_stream_is_interrupted_with_the_servers_message(fake_openai: FakeOpenAI) -> None:
+    fake_openai.error_after = 2
+    received = []
+    with pytest.raises(ProviderError) as caught:
+        async for chunk in openai_provider(fake_openai).stream_chat(
+            model="gpt-4o-mini", messages=HELLO, options=ChatOptions()
+        ):
+            received.append(chunk.text)
+
+    assert caught.value.code == "interrupted"
+    assert "The model overloaded mid-answer." in caught.value.message
+    assert "".join(received) == "You said:"
+    assert len(fake_openai.chat_requests) == 1, "a retry would repeat text the user has seen"
