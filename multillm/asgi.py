@@ -15,6 +15,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "multillm.settings")
 django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack
+from channels.db import aclose_old_connections
 from channels.routing import ProtocolTypeRouter, URLRouter
 from channels.security.websocket import AllowedHostsOriginValidator
 
@@ -41,7 +42,12 @@ class ThreadPerConnection:
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> Any:
         async with ThreadSensitiveContext():
-            return await self.app(scope, receive, send)
+            try:
+                return await self.app(scope, receive, send)
+            finally:
+                # Hand the thread's database connection back to the pool before the thread goes:
+                # one left behind is lost to the pool for good.
+                await aclose_old_connections()
 
 
 application = ProtocolTypeRouter(

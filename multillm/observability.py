@@ -19,6 +19,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
+from channels.db import database_sync_to_async
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.http import HttpRequest, HttpResponse
@@ -106,9 +107,12 @@ async def generation_observed(*, message: Message) -> None:
     try:
         from chat.models import Conversation
 
-        username = await (
-            Conversation.objects.filter(pk=message.conversation_id).values_list("owner__username", flat=True).afirst()
-        )
+        # Not the async ORM (`afirst`): it borrows a pooled connection on the caller's thread and
+        # never hands it back, and on a socket's thread that held it for as long as the socket
+        # stayed open, until the pool ran dry and every socket's next answer waited for ever.
+        username = await database_sync_to_async(
+            Conversation.objects.filter(pk=message.conversation_id).values_list("owner__username", flat=True).first
+        )()
         generation_recorded(
             via="chat",
             message_id=message.pk,

@@ -416,3 +416,27 @@ async def test_answers_count_against_the_daily_tokens(alice, conversation, fake_
 
     assert error["code"] == "token_quota_exceeded"
     await ws.close()
+
+
+async def test_more_open_sockets_than_pooled_connections_all_get_answers(alice, llama, fake_ollama) -> None:
+    """Each open socket has a thread of its own. A database connection left on such a thread (the
+    async ORM's did, after every answer) is lost to the pool while the socket stays open: with
+    more sockets than connections, answers stopped for good once the pool ran dry."""
+    from django.conf import settings
+
+    pool_size = settings.DATABASES["default"].get("OPTIONS", {}).get("pool", {}).get("max_size", 4)
+    sockets = []
+    try:
+        for index in range(pool_size + 3):
+            conversation = await sync_to_async(make_conversation)(alice)
+            connected, _, ws = await open_socket(conversation.uuid, user=alice)
+            assert connected, f"socket {index + 1} could not connect: the pool had no connection for it"
+            sockets.append(ws)
+            await ws.send({"type": "send", "content": f"question {index}", "models": [LLAMA]})
+            frames = await ws.receive_until(is_done, timeout=10)
+            assert frames[-1]["status"] == "complete", f"answer {index + 1}: {frames[-1]}"
+        await finish_generations()
+        assert await Message.objects.filter(role="assistant", status="complete").acount() == pool_size + 3
+    finally:
+        for ws in sockets:
+            await ws.close()
