@@ -7,9 +7,11 @@ socket closing never stops an answer.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
+from collections.abc import Sequence
 from importlib import import_module
 from typing import Any
 
@@ -32,6 +34,8 @@ logger = logging.getLogger(__name__)
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_NOT_FOUND = 4404
 CLOSE_FLOODING = 4429
+# Frames whose session check rides with their first database work (see `_session_and_models`).
+SESSION_CHECKED_WITH_MODELS = ("send", "edit")
 # A frame may carry a full message plus a little JSON around it.
 FRAME_OVERHEAD = 4096
 
@@ -107,23 +111,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if not self.frame_limit.allow():
             await self._on_flood()
             return
-        if not await self._session_still_valid():
-            await self._send_error("unauthenticated", "Your session has ended. Log in again.")
-            await self.close(code=CLOSE_UNAUTHENTICATED)
+        frame, problem = self._parse(text_data)
+        # `send` and `edit` check the session on the same trip to the database as their models.
+        if (frame or {}).get("type") not in SESSION_CHECKED_WITH_MODELS and not await self._session_still_valid():
+            await self._end_session()
             return
-        if text_data is None:
-            await self._send_error("bad_frame", "Frames must be JSON text.")
-            return
-        if len(text_data) > settings.CHAT_MAX_MESSAGE_CHARS * 4 + FRAME_OVERHEAD:
-            await self._send_error("too_large", "That frame is too large.")
-            return
-        try:
-            frame = json.loads(text_data)
-        except json.JSONDecodeError:
-            await self._send_error("bad_frame", "Frames must be JSON objects.")
-            return
-        if not isinstance(frame, dict):
-            await self._send_error("bad_frame", "Frames must be JSON objects.")
+        if frame is None:
+            await self._send_error(*problem)
             return
         handlers = {
             "send": self._on_send,
@@ -140,6 +134,25 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self._send_error("unknown_type", f"Unknown frame type {str(frame.get('type'))[:50]!r}.")
             return
         await handler(frame)
+
+    @staticmethod
+    def _parse(text_data: str | None) -> tuple[dict[str, Any] | None, tuple[str, str]]:
+        """The frame, or None and the error to answer."""
+        if text_data is None:
+            return None, ("bad_frame", "Frames must be JSON text.")
+        if len(text_data) > settings.CHAT_MAX_MESSAGE_CHARS * 4 + FRAME_OVERHEAD:
+            return None, ("too_large", "That frame is too large.")
+        try:
+            frame = json.loads(text_data)
+        except json.JSONDecodeError:
+            return None, ("bad_frame", "Frames must be JSON objects.")
+        if not isinstance(frame, dict):
+            return None, ("bad_frame", "Frames must be JSON objects.")
+        return frame, ("", "")
+
+    async def _end_session(self) -> None:
+        await self._send_error("unauthenticated", "Your session has ended. Log in again.")
+        await self.close(code=CLOSE_UNAUTHENTICATED)
 
     async def _on_flood(self) -> None:
         limit = self.frame_limit
@@ -165,14 +178,21 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if len(set(ids)) != len(ids):
             await self._send_error("duplicate_model", "Each model can be picked only once.")
             return None
-        models = []
-        for model_id in ids:
-            model = await database_sync_to_async(model_get_usable)(user=self.scope["user"], model_id=model_id)
+        valid, models = await database_sync_to_async(self._session_and_models)(ids)
+        if not valid:
+            await self._end_session()
+            return None
+        for model_id, model in zip(ids, models, strict=True):
             if model is None:
                 await self._send_error("model_unavailable", f"The model {model_id[:200]!r} is not available to you.")
                 return None
-            models.append(model)
-        return models
+        return [model for model in models if model is not None]
+
+    def _session_and_models(self, ids: list[str]) -> tuple[bool, list[LLMModel | None]]:
+        """Whether the session still holds, and the usable model of each id (None where not)."""
+        if not self._session_valid():
+            return False, []
+        return True, [model_get_usable(user=self.scope["user"], model_id=model_id) for model_id in ids]
 
     async def _tickets(self, count: int, prompt_chars: int) -> list[QuotaTicket] | None:
         """One quota ticket per generation, or none at all (and an error frame): a turn whose
@@ -191,13 +211,24 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return None
         return tickets
 
-    async def _start(self, exchange: services.Exchange, tickets: list[QuotaTicket]) -> None:
+    async def _start(
+        self, exchange: services.Exchange, tickets: list[QuotaTicket], first: Sequence[dict[str, Any]] = ()
+    ) -> None:
+        """Start the answers, then tell the page about the prompt and them: the answers load their
+        context and call their models meanwhile, and send no text before the page has heard."""
         hidden = exchange.user_message.blind  # a new prompt has no vote yet
-        await self._broadcast({"type": "message.created", "message": message_as_frame(exchange.user_message)})
-        for message in exchange.assistant_messages:
-            await self._broadcast({"type": "message.created", "message": message_as_frame(message, hide_model=hidden)})
+        announced = asyncio.Event()
         for message, ticket in zip(exchange.assistant_messages, tickets, strict=True):
-            generation.generation_start(message_id=message.pk, conversation_uuid=self.conversation.uuid, ticket=ticket)
+            generation.generation_start(message_id=message.pk, conversation_uuid=self.conversation.uuid,
+                                        ticket=ticket, message=message, announced=announced)  # fmt: skip
+        try:
+            frames = [*first, {"type": "message.created", "message": message_as_frame(exchange.user_message)}]
+            for message in exchange.assistant_messages:
+                frames.append({"type": "message.created", "message": message_as_frame(message, hide_model=hidden)})
+            # One publish for them all: at 200 sends at once, a publish per frame was a tenth of the work.
+            await self.channel_layer.group_send(self.group, {"type": "chat.event", "frames": frames})
+        finally:
+            announced.set()
 
     async def _on_send(self, frame: dict[str, Any]) -> None:
         content = frame.get("content")
@@ -220,15 +251,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 await ticket.finish(tokens=0)
             await self._send_error(exc.code, exc.detail)
             return
+        first = [self._models_frame(exchange.conversation)]
         if exchange.title_changed:
-            await self._broadcast(
-                {
-                    "type": "conversation.updated",
-                    "conversation": {"id": str(exchange.conversation.uuid), "title": exchange.conversation.title},
-                }
-            )
-        await self._broadcast_models(exchange.conversation)
-        await self._start(exchange, tickets)
+            conversation = {"id": str(exchange.conversation.uuid), "title": exchange.conversation.title}
+            first.insert(0, {"type": "conversation.updated", "conversation": conversation})
+        await self._start(exchange, tickets, first)
 
     async def _on_edit(self, frame: dict[str, Any]) -> None:
         message_id, content = frame.get("message"), frame.get("content")
@@ -254,8 +281,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 await ticket.finish(tokens=0)
             await self._send_error(exc.code, exc.detail, message_id)
             return
-        await self._broadcast_models(exchange.conversation)
-        await self._start(exchange, tickets)
+        await self._start(exchange, tickets, [self._models_frame(exchange.conversation)])
         await self._broadcast({"type": "path.changed"})
 
     async def _on_regenerate(self, frame: dict[str, Any]) -> None:
@@ -337,13 +363,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self._broadcast({"type": "path.changed"})
 
     async def _broadcast_models(self, conversation: Conversation) -> None:
-        await self._broadcast(
-            {
-                "type": "conversation.models",
-                "selected_models": conversation.selected_models,
-                "blind": conversation.blind,
-            }
-        )
+        await self._broadcast(self._models_frame(conversation))
+
+    @staticmethod
+    def _models_frame(conversation: Conversation) -> dict[str, Any]:
+        return {"type": "conversation.models", "selected_models": conversation.selected_models,
+                "blind": conversation.blind}  # fmt: skip
 
     async def _on_stop(self, frame: dict[str, Any]) -> None:
         message_id = frame.get("message")
@@ -396,7 +421,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await super().dispatch(message)
 
     async def chat_event(self, event: dict[str, Any]) -> None:
-        await self._send_frame(event["frame"])
+        """One frame (`frame`), or several published at once (`frames`)."""
+        for frame in event.get("frames") or [event["frame"]]:
+            await self._send_frame(frame)
 
     async def _broadcast(self, frame: dict[str, Any]) -> None:
         await self.channel_layer.group_send(self.group, {"type": "chat.event", "frame": frame})
@@ -407,8 +434,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def _send_error(self, code: str, detail: str, message: int | None = None) -> None:
         await self._send_frame({"type": "error", "message": message, "code": code, "detail": detail})
 
-    @database_sync_to_async
-    def _session_still_valid(self) -> bool:
+    async def _session_still_valid(self) -> bool:
+        return await database_sync_to_async(self._session_valid)()
+
+    def _session_valid(self) -> bool:
         """Re-read the session from its store: a logout elsewhere ends this socket too."""
         session = self.scope.get("session")
         user = self.scope.get("user")

@@ -84,9 +84,12 @@ ANSWER_RESERVE = 1024
 DEFAULT_CONTEXT = 4096
 
 
-@database_sync_to_async
-def _load_context(message_id: int) -> _Context:
-    message = Message.objects.select_related("conversation", "model__provider").get(pk=message_id)
+def _load_context(message_id: int, message: Message | None = None) -> _Context:
+    """What the answer needs to start: its model, the history it answers and the passages of
+    the conversation's sources. `message` is the row as the caller already has it (with its
+    conversation and model's provider loaded), saving a read."""
+    if message is None:
+        message = Message.objects.select_related("conversation", "model__provider").get(pk=message_id)
     if message.model is None:
         raise ProviderError("The model of this answer no longer exists.", permanent=True, code="model_missing")
     history = services.history_for_generation(assistant_message=message)
@@ -124,9 +127,21 @@ def _ground(message: Message, history: list[ChatMessage]) -> Grounding:
 
 
 class Generation:
-    def __init__(self, message_id: int, conversation_uuid: Any, ticket: QuotaTicket | None = None) -> None:
+    def __init__(
+        self,
+        message_id: int,
+        conversation_uuid: Any,
+        ticket: QuotaTicket | None = None,
+        *,
+        message: Message | None = None,
+        announced: asyncio.Event | None = None,
+    ) -> None:
         self.message_id = message_id
         self.ticket = ticket
+        self.message = message
+        # Set once the page has been told of this answer (`message.created`): deltas wait for it,
+        # so the generation can load its context and call the model meanwhile.
+        self.announced = announced
         self.group = chat_group(conversation_uuid)
         self.control = control_group(conversation_uuid)
         self.layer = get_channel_layer()
@@ -185,7 +200,8 @@ class Generation:
                 await self.ticket.finish(tokens=used)
 
     async def _stream(self) -> dict[str, Any]:
-        context = await _load_context(self.message_id)
+        message, self.message = self.message, None
+        context = await database_sync_to_async(_load_context)(self.message_id, message)
         self.citations, self.notice = context.citations, context.notice
         client = provider_client(context.model.provider)
         chunks = client.stream_chat(model=context.model.name, messages=context.history, options=context.options)
@@ -229,6 +245,8 @@ class Generation:
         return usage
 
     async def _send_delta(self) -> None:
+        if self.announced is not None:
+            await self.announced.wait()
         async with self.send_lock:
             if len(self.text) <= self.sent_length:
                 return
@@ -276,6 +294,8 @@ class Generation:
 
     async def _finish(self, outcome: dict[str, Any]) -> None:
         now = time.monotonic()
+        if self.announced is not None:
+            await self.announced.wait()
         message = await database_sync_to_async(services.message_finish)(
             message_id=self.message_id,
             content=self.text,
@@ -302,10 +322,21 @@ class Generation:
 
 
 def generation_start(
-    *, message_id: int, conversation_uuid: Any, ticket: QuotaTicket | None = None
+    *,
+    message_id: int,
+    conversation_uuid: Any,
+    ticket: QuotaTicket | None = None,
+    message: Message | None = None,
+    announced: asyncio.Event | None = None,
 ) -> asyncio.Task[None]:
-    """Start the answer for an assistant message in this process; it outlives the socket."""
-    task = asyncio.create_task(Generation(message_id, conversation_uuid, ticket).run(), name=f"generation-{message_id}")
+    """Start the answer for an assistant message in this process; it outlives the socket.
+
+    `message`: the row, already loaded with its conversation and model's provider. `announced`:
+    an event the caller sets once it has broadcast the answer's `message.created`; the answer's
+    text waits for it.
+    """
+    generation = Generation(message_id, conversation_uuid, ticket, message=message, announced=announced)
+    task = asyncio.create_task(generation.run(), name=f"generation-{message_id}")
     _RUNNING[message_id] = task
     task.add_done_callback(lambda _: _RUNNING.pop(message_id, None))
     return task

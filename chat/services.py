@@ -101,6 +101,18 @@ def _refuse_if_busy(conversation: Conversation) -> None:
         raise ChatError("busy", "An answer is still being written. Wait for it or press Stop.")
 
 
+def _lock_idle(conversation: Conversation) -> Conversation:
+    """The conversation locked, once no answer is being written in it (else ChatError "busy").
+    One read of its streaming answers serves both the stale ones' reaping and the check."""
+    locked = Conversation.objects.select_for_update().get(pk=conversation.pk)
+    streaming = list(locked.messages.filter(status=Message.Status.STREAMING).only("id", "content", "updated_at"))
+    stale = [m for m in streaming if m.updated_at < timezone.now() - STALE_AFTER]
+    _reap(locked, stale)
+    if len(stale) < len(streaming):
+        raise ChatError("busy", "An answer is still being written. Wait for it or press Stop.")
+    return locked
+
+
 def _answers_create(*, conversation: Conversation, prompt: Message, models: list[LLMModel]) -> list[Message]:
     """One streaming answer per model, in columns 0..n-1 (shuffled when the prompt is blind,
     so the column gives no hint of the model)."""
@@ -138,8 +150,7 @@ def exchange_start(
     content = _check_content(content)
     _check_models(models)
     with transaction.atomic():
-        locked = _lock(conversation)
-        _refuse_if_busy(locked)
+        locked = _lock_idle(conversation)
         path = active_path(locked.messages.only(*TREE_FIELDS))
         title_changed = not path
         user_message = Message.objects.create(
@@ -392,7 +403,10 @@ def message_finish(
 def generations_reap_stale(*, conversation: Conversation) -> int:
     """Mark answers whose server died mid-stream as interrupted, keeping their text."""
     stale = conversation.messages.filter(status=Message.Status.STREAMING, updated_at__lt=timezone.now() - STALE_AFTER)
-    count = 0
+    return _reap(conversation, list(stale))
+
+
+def _reap(conversation: Conversation, stale: list[Message]) -> int:
     for message in stale:
         message_finish(
             message_id=message.pk,
@@ -401,10 +415,9 @@ def generations_reap_stale(*, conversation: Conversation) -> int:
             error_code="server_restarted",
             error="The server stopped while writing this answer.",
         )
-        count += 1
-    if count:
-        logger.warning("marked %d stale answers in conversation %s as interrupted", count, conversation.uuid)
-    return count
+    if stale:
+        logger.warning("marked %d stale answers in conversation %s as interrupted", len(stale), conversation.uuid)
+    return len(stale)
 
 
 def api_exchange_save(

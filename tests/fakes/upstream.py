@@ -9,8 +9,9 @@ schedule, so nothing accumulates), and the moment every token was written is rec
 `time.monotonic()`, which is the same clock in every process on the machine: a benchmark
 can tell the upstream's own lateness from its relay's.
 
-Models are named `relay-<interval>ms` (`relay-0ms`, `relay-20ms`), one per interval given.
-Every answer is `answer_tokens(tokens)`: "t000", " t001", " t002"... Streams are recorded
+Models are named `relay-<interval>ms` (`relay-0ms`, `relay-20ms`), one per interval given, and
+with `--long-tokens N` also `relay-0ms-long`, N tokens at zero interval. Every answer is
+`answer_tokens(count)`: "t000", " t001", " t002"... Streams are recorded
 under the content of the request's last user message, so give each request its own.
 
 Routes: OpenAI `GET /v1/models`, `POST /v1/chat/completions` (SSE with `stream`, the
@@ -52,6 +53,9 @@ def model_name(interval_ms: float) -> str:
     return f"relay-{interval_ms:g}ms"
 
 
+LONG_MODEL = "relay-0ms-long"  # `--long-tokens` tokens at zero interval: a stream that spans many reads
+
+
 @dataclass
 class StreamRecord:
     """One streamed answer as the fake sent it, on `time.monotonic()`."""
@@ -82,9 +86,12 @@ class _Request:
 
 
 class FakeUpstream:
-    def __init__(self, *, tokens: int = 200, intervals_ms: Sequence[float] = (0, 20)) -> None:
-        self.tokens = answer_tokens(tokens)
+    def __init__(self, *, tokens: int = 200, intervals_ms: Sequence[float] = (0, 20), long_tokens: int = 0) -> None:
         self.intervals = {model_name(ms): ms / 1000 for ms in intervals_ms}
+        self.answers = {name: answer_tokens(tokens) for name in self.intervals}  # model -> its answer's tokens
+        if long_tokens:
+            self.intervals[LONG_MODEL] = 0.0
+            self.answers[LONG_MODEL] = answer_tokens(long_tokens)
         self.streams: dict[str, StreamRecord] = {}
         self._server: asyncio.Server | None = None
 
@@ -152,9 +159,11 @@ class FakeUpstream:
     def _prompt_tokens(self, messages: Any) -> int:
         return sum(len(str(m.get("content") or "").split()) for m in messages or [] if isinstance(m, dict))
 
-    async def _emit(self, writer: asyncio.StreamWriter, record: StreamRecord, interval: float, frame: Any) -> None:
+    async def _emit(
+        self, writer: asyncio.StreamWriter, record: StreamRecord, interval: float, tokens: list[str], frame: Any
+    ) -> None:
         """Write every token on the schedule, recording when each went out."""
-        for index, token in enumerate(self.tokens):
+        for index, token in enumerate(tokens):
             if interval:
                 delay = record.started + index * interval - time.monotonic()
                 if delay > 0:
@@ -169,16 +178,16 @@ class FakeUpstream:
             error = {"message": f"The model `{model}` does not exist or you do not have access to it.",
                      "type": "invalid_request_error", "param": None, "code": "model_not_found"}  # fmt: skip
             return await _send_json(writer, 404, {"error": error})
-        interval = self.intervals[model]
+        interval, tokens = self.intervals[model], self.answers[model]
         messages = body.get("messages")
         prompt_tokens = self._prompt_tokens(messages)
-        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": len(self.tokens),
-                 "total_tokens": prompt_tokens + len(self.tokens)}  # fmt: skip
+        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": len(tokens),
+                 "total_tokens": prompt_tokens + len(tokens)}  # fmt: skip
         ident = f"chatcmpl-{uuid.uuid4().hex[:24]}"
         created = int(time.time())
         if not body.get("stream"):
-            await asyncio.sleep(interval * (len(self.tokens) - 1))
-            message = {"role": "assistant", "content": "".join(self.tokens), "refusal": None}
+            await asyncio.sleep(interval * (len(tokens) - 1))
+            message = {"role": "assistant", "content": "".join(tokens), "refusal": None}
             return await _send_json(writer, 200, {
                 "id": ident, "object": "chat.completion", "created": created, "model": model,
                 "system_fingerprint": "fp_fake",
@@ -201,7 +210,7 @@ class FakeUpstream:
         writer.write(_stream_head("text/event-stream; charset=utf-8", {"Cache-Control": "no-cache"}))
         writer.write(_chunk(event(delta({"role": "assistant", "content": "", "refusal": None}))))
         record = self.streams[self._stream_key(messages)] = StreamRecord("openai", time.monotonic())
-        await self._emit(writer, record, interval, lambda token: event(delta({"content": token})))
+        await self._emit(writer, record, interval, tokens, lambda token: event(delta({"content": token})))
         writer.write(_chunk(event(delta({}, finish_reason="stop"))))
         if include_usage:
             writer.write(_chunk(event([], usage=usage)))
@@ -214,17 +223,17 @@ class FakeUpstream:
         model = body.get("model", "")
         if model not in self.intervals:
             return await _send_json(writer, 404, {"error": f'model "{model}" not found, try pulling it first'})
-        interval = self.intervals[model]
+        interval, tokens = self.intervals[model], self.answers[model]
         messages = body.get("messages")
         final = {
             "model": model, "created_at": _now(), "message": {"role": "assistant", "content": ""},
             "done_reason": "stop", "done": True, "total_duration": 1_000_000, "load_duration": 1000,
             "prompt_eval_count": self._prompt_tokens(messages), "prompt_eval_duration": 1000,
-            "eval_count": len(self.tokens), "eval_duration": 1000,
+            "eval_count": len(tokens), "eval_duration": 1000,
         }  # fmt: skip
         if body.get("stream") is False:
-            await asyncio.sleep(interval * (len(self.tokens) - 1))
-            final["message"]["content"] = "".join(self.tokens)  # type: ignore[index]
+            await asyncio.sleep(interval * (len(tokens) - 1))
+            final["message"]["content"] = "".join(tokens)  # type: ignore[index]
             return await _send_json(writer, 200, final)
 
         def line(token: str) -> bytes:
@@ -234,7 +243,7 @@ class FakeUpstream:
 
         writer.write(_stream_head("application/x-ndjson"))
         record = self.streams[self._stream_key(messages)] = StreamRecord("ollama", time.monotonic())
-        await self._emit(writer, record, interval, line)
+        await self._emit(writer, record, interval, tokens, line)
         final["created_at"] = _now()
         writer.write(_chunk(json.dumps(final).encode() + b"\n") + b"0\r\n\r\n")
         await writer.drain()
@@ -305,7 +314,9 @@ def _show(name: str) -> dict[str, Any]:
 
 async def _serve(args: argparse.Namespace) -> None:
     intervals = [float(value) for value in args.intervals.split(",") if value.strip()]
-    fake = await FakeUpstream(tokens=args.tokens, intervals_ms=intervals).start(port=args.port)
+    fake = await FakeUpstream(tokens=args.tokens, intervals_ms=intervals, long_tokens=args.long_tokens).start(
+        port=args.port
+    )
     print(f"listening on {fake.url}", flush=True)
     await asyncio.Event().wait()
 
@@ -315,4 +326,5 @@ if __name__ == "__main__":
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--tokens", type=int, default=200)
     parser.add_argument("--intervals", default="0,20", help="milliseconds between tokens, one model each")
+    parser.add_argument("--long-tokens", type=int, default=0, help=f"tokens of {LONG_MODEL} (0: no such model)")
     asyncio.run(_serve(parser.parse_args()))
