@@ -9,8 +9,7 @@ import pytest
 from models_registry.providers.base import ChatChunk, ChatOptions, ProviderError
 from models_registry.providers.ollama import OllamaProvider, context_window
 from tests.fakes.ollama import FakeOllama
-
-HELLO = [{"role": "user", "content": "hello there"}]
+from tests.models_registry.streams import HELLO, text_until_failure
 
 
 async def collect(provider: OllamaProvider, model: str = "llama3.2:1b", **options) -> list[ChatChunk]:
@@ -82,15 +81,10 @@ async def test_slow_first_token_times_out(fake_ollama: FakeOllama, settings) -> 
 
 async def test_dropped_stream_raises_interrupted_after_the_text_so_far(fake_ollama: FakeOllama) -> None:
     fake_ollama.drop_after = 2
-    received = []
-    with pytest.raises(ProviderError) as caught:
-        async for chunk in OllamaProvider(base_url=fake_ollama.url).stream_chat(
-            model="llama3.2:1b", messages=HELLO, options=ChatOptions()
-        ):
-            received.append(chunk.text)
+    text, error = await text_until_failure(OllamaProvider(base_url=fake_ollama.url), "llama3.2:1b")
 
-    assert caught.value.code == "interrupted"
-    assert "".join(received) == "You said:"
+    assert error.code == "interrupted"
+    assert text == "You said:"
 
 
 async def test_garbage_line_is_a_malformed_answer(fake_ollama: FakeOllama) -> None:
@@ -119,13 +113,8 @@ async def test_embed_batch_returns_one_vector_per_text(fake_ollama: FakeOllama) 
 
 async def test_error_line_mid_stream_is_interrupted_with_ollamas_reason(fake_ollama: FakeOllama) -> None:
     fake_ollama.error_after = 2
-    received = []
-    with pytest.raises(ProviderError) as caught:
-        async for chunk in OllamaProvider(base_url=fake_ollama.url).stream_chat(
-            model="llama3.2:1b", messages=HELLO, options=ChatOptions()
-        ):
-            received.append(chunk.text)
+    text, error = await text_until_failure(OllamaProvider(base_url=fake_ollama.url), "llama3.2:1b")
 
-    assert caught.value.code == "interrupted"
-    assert "the model runner stopped unexpectedly" in caught.value.message
-    assert "".join(received) == "You said:"
+    assert error.code == "interrupted"
+    assert "the model runner stopped unexpectedly" in error.message
+    assert text == "You said:"

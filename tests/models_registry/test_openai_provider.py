@@ -15,8 +15,8 @@ from models_registry.providers import openai_compat
 from models_registry.providers.base import ChatChunk, ChatOptions, ChatProvider, ProviderError
 from models_registry.providers.openai_compat import AzureOpenAIProvider, OpenAICompatibleProvider
 from tests.fakes.openai import FakeOpenAI
+from tests.models_registry.streams import HELLO, text_until_failure
 
-HELLO = [{"role": "user", "content": "hello there"}]
 KEY = "sk-test-4f9a1c0d2b7e"
 API_VERSION = "2024-10-21"
 
@@ -269,15 +269,10 @@ async def test_other_client_error_is_permanent_with_the_servers_message(fake_ope
 
 async def test_dropped_stream_is_interrupted_after_the_text_so_far_and_not_retried(fake_openai: FakeOpenAI) -> None:
     fake_openai.drop_after = 2
-    received = []
-    with pytest.raises(ProviderError) as caught:
-        async for chunk in openai_provider(fake_openai).stream_chat(
-            model="gpt-4o-mini", messages=HELLO, options=ChatOptions()
-        ):
-            received.append(chunk.text)
+    text, error = await text_until_failure(openai_provider(fake_openai), "gpt-4o-mini")
 
-    assert caught.value.code == "interrupted"
-    assert "".join(received) == "You said:"
+    assert error.code == "interrupted"
+    assert text == "You said:"
     assert len(fake_openai.chat_requests) == 1, "a retry would repeat text the user has seen"
 
 
@@ -313,14 +308,9 @@ async def test_stopping_early_closes_the_stream(fake_openai: FakeOpenAI) -> None
 
 async def test_error_event_mid_stream_is_interrupted_with_the_servers_message(fake_openai: FakeOpenAI) -> None:
     fake_openai.error_after = 2
-    received = []
-    with pytest.raises(ProviderError) as caught:
-        async for chunk in openai_provider(fake_openai).stream_chat(
-            model="gpt-4o-mini", messages=HELLO, options=ChatOptions()
-        ):
-            received.append(chunk.text)
+    text, error = await text_until_failure(openai_provider(fake_openai), "gpt-4o-mini")
 
-    assert caught.value.code == "interrupted"
-    assert "The model overloaded mid-answer." in caught.value.message
-    assert "".join(received) == "You said:"
+    assert error.code == "interrupted"
+    assert "The model overloaded mid-answer." in error.message
+    assert text == "You said:"
     assert len(fake_openai.chat_requests) == 1, "a retry would repeat text the user has seen"
