@@ -21,7 +21,7 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import RequestDataTooBig
-from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 
@@ -30,6 +30,15 @@ from chat.api_keys import api_key_authenticate
 from chat.models import ApiKey
 from chat.openapi import openapi_document
 from chat.quotas import QuotaExceeded, QuotaTicket, quota_start
+from ingestion.models import Source
+from ingestion.selectors import (
+    UNSEARCHABLE,
+    Grounding,
+    SourceNotReady,
+    grounding_for,
+    sources_get_ready_for_user,
+    sources_of_user,
+)
 from models_registry.models import LLMModel
 from models_registry.providers import ProviderError, provider_client
 from models_registry.providers.base import ChatChunk, ChatMessage, ChatOptions
@@ -39,6 +48,7 @@ from multillm.observability import generation_recorded
 logger = logging.getLogger(__name__)
 
 ROLES = {"system", "user", "assistant"}
+MAX_SOURCES = 20
 # Provider error code -> HTTP status of our answer.
 UPSTREAM_STATUS = {
     "unreachable": 502, "timeout": 504, "unauthorized": 502, "model_not_found": 404, "rate_limited": 429,
@@ -188,6 +198,24 @@ async def models_list(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"object": "list", "data": await database_sync_to_async(listing)()})
 
 
+@api_view
+async def sources_list(request: HttpRequest) -> JsonResponse:
+    """The key's user's sources: their ids are what `sources` of a chat completion takes."""
+    if request.method != "GET":
+        raise ApiError(405, "Use GET.", code="method_not_allowed")
+
+    def listing() -> list[dict[str, Any]]:
+        return [
+            {"id": str(s.uuid), "object": "source", "name": s.name, "url": s.url or None,
+             "file_name": s.file_name or None, "status": s.status, "error": s.error or None,
+             "created": int(s.created_at.timestamp()),
+             "conversation": str(s.conversation.uuid) if s.conversation else None}
+            for s in sources_of_user(user=request.user)
+        ]  # fmt: skip
+
+    return JsonResponse({"object": "list", "data": await database_sync_to_async(listing)()})
+
+
 @dataclass
 class _ChatRequest:
     model: LLMModel
@@ -196,6 +224,7 @@ class _ChatRequest:
     stream: bool
     include_usage: bool
     store: bool
+    sources: list[Source]
 
 
 def _parse_messages(raw: Any) -> list[ChatMessage]:
@@ -241,8 +270,14 @@ async def _parse_chat_request(request: HttpRequest) -> _ChatRequest:
     messages = _parse_messages(body.get("messages"))
     if body.get("n", 1) != 1:
         raise ApiError(400, "Only n=1 is supported.", code="unsupported_value", param="n")
-    if body.get("sources"):
-        raise ApiError(400, "Sources are not available yet.", code="unsupported_value", param="sources")
+    source_ids = body.get("sources") or []
+    if (
+        not isinstance(source_ids, list)
+        or len(source_ids) > MAX_SOURCES
+        or not all(isinstance(s, str) for s in source_ids)
+    ):
+        raise ApiError(400, f"`sources` must be a list of up to {MAX_SOURCES} source ids.", code="invalid_value",
+                       param="sources")  # fmt: skip
     stop = body.get("stop")
     if isinstance(stop, str):
         stop = [stop]
@@ -260,7 +295,30 @@ async def _parse_chat_request(request: HttpRequest) -> _ChatRequest:
         context_length=model.context_length,
         stop=tuple(stop or ()),
     )  # fmt: skip
-    return _ChatRequest(model, messages, options, stream, bool(stream_options.get("include_usage")), store)
+    sources = await _ready_sources(request, source_ids) if source_ids else []
+    return _ChatRequest(model, messages, options, stream, bool(stream_options.get("include_usage")), store, sources)
+
+
+async def _ready_sources(request: HttpRequest, source_ids: list[str]) -> list[Source]:
+    try:
+        return await database_sync_to_async(sources_get_ready_for_user)(user=request.user, source_uuids=source_ids)
+    except Http404 as exc:
+        raise ApiError(404, f"{exc} GET /api/v1/sources lists yours.",
+                       code="source_not_found", param="sources") from None  # fmt: skip
+    except SourceNotReady as exc:
+        raise ApiError(400, f"{exc} Wait until it is ready (GET /api/v1/sources shows its status).",
+                       code="source_not_ready", param="sources") from None  # fmt: skip
+
+
+async def _ground(parsed: _ChatRequest) -> Grounding:
+    """Passages of the request's sources for its last user message (a notice if they cannot be searched)."""
+    try:
+        return await database_sync_to_async(grounding_for)(
+            sources=parsed.sources, history=parsed.messages, context_length=parsed.model.context_length
+        )
+    except Exception:  # retrieval must never stop the answer
+        logger.exception("retrieval for an API request failed")
+        return Grounding(notice=UNSEARCHABLE)
 
 
 @dataclass
@@ -279,6 +337,14 @@ class _Relay:
     completion_tokens: int | None = None
     status: str = "complete"
     error: ProviderError | None = None
+    grounding: Grounding | None = None  # when the request named sources
+
+    def extras(self) -> dict[str, Any]:
+        """The fields a request with `sources` adds to the answer: its citations, and a notice
+        when the sources could not be used."""
+        if self.grounding is None:
+            return {}
+        return {"citations": self.grounding.citations} | ({"notice": n} if (n := self.grounding.notice) else {})
 
     def take(self, chunk: ChatChunk) -> None:
         if chunk.text and self.first_token_at is None:
@@ -308,6 +374,7 @@ class _Relay:
             status=self.status, error=self.error.message if self.error else "",
             prompt_tokens=self.prompt_tokens, completion_tokens=self.completion_tokens,
             first_token_ms=ms(self.first_token_at), latency_ms=ms(time.monotonic()),
+            citations=self.grounding.citations if self.grounding else None,
         )  # fmt: skip
 
     def close_in_background(self) -> None:
@@ -342,8 +409,13 @@ async def chat_completions(request: HttpRequest) -> HttpResponse | StreamingHttp
         raise ApiError(status, exc.detail, code=exc.code, type="rate_limit_error" if status == 429 else
                        "invalid_request_error", retry_after=exc.retry_after) from None  # fmt: skip
     relay = _Relay(request=parsed, user=request.user, ticket=ticket)
+    messages = parsed.messages
+    if parsed.sources:
+        relay.grounding = await _ground(parsed)
+        if relay.grounding.system_message:
+            messages = [{"role": "system", "content": relay.grounding.system_message}, *messages]
     chunks = provider_client(parsed.model.provider).stream_chat(
-        model=parsed.model.name, messages=parsed.messages, options=parsed.options
+        model=parsed.model.name, messages=messages, options=parsed.options
     )
     # Wait for the first chunk before answering, so an upstream failure gets its own status.
     try:
@@ -371,7 +443,7 @@ async def chat_completions(request: HttpRequest) -> HttpResponse | StreamingHttp
         "id": relay.completion_id, "object": "chat.completion", "created": relay.created,
         "model": parsed.model.model_id,
         "choices": [{"index": 0, "message": {"role": "assistant", "content": relay.text}, "finish_reason": "stop"}],
-        "usage": relay.usage(),
+        "usage": relay.usage(), **relay.extras(),
     })  # fmt: skip
 
 
@@ -420,10 +492,10 @@ async def _batched(chunks: AsyncIterator[ChatChunk]) -> AsyncIterator[list[ChatC
 async def _sse(relay: _Relay, first: ChatChunk, chunks: AsyncIterator[ChatChunk]) -> AsyncIterator[bytes]:
     model_id = relay.request.model.model_id
 
-    def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
+    def chunk(delta: dict[str, Any], finish_reason: str | None = None, **extra: Any) -> bytes:
         choice = {"index": 0, "delta": delta, "finish_reason": finish_reason}
         return _event({"id": relay.completion_id, "object": "chat.completion.chunk", "created": relay.created,
-                       "model": model_id, "choices": [choice]})  # fmt: skip
+                       "model": model_id, "choices": [choice], **extra})  # fmt: skip
 
     batches = _batched(chunks)
 
@@ -433,7 +505,7 @@ async def _sse(relay: _Relay, first: ChatChunk, chunks: AsyncIterator[ChatChunk]
 
     closed = False
     try:
-        yield chunk({"role": "assistant", "content": first.text})
+        yield chunk({"role": "assistant", "content": first.text}, **relay.extras())  # citations come first
         if not first.done:
             async for batch in batches:
                 for piece in batch:

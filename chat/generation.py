@@ -25,7 +25,7 @@ from chat import services
 from chat.models import Message
 from chat.quotas import QuotaTicket
 from chat.selectors import message_as_frame, message_model_hidden
-from ingestion.selectors import Grounding, conversation_grounding
+from ingestion.selectors import UNSEARCHABLE, Grounding, grounding_for, sources_for_conversation
 from models_registry.models import LLMModel
 from models_registry.providers import ProviderError, provider_client
 from models_registry.providers.base import ChatMessage, ChatOptions
@@ -79,11 +79,6 @@ class _Context:
     options: ChatOptions
 
 
-# Tokens kept free for the answer when sizing the passages of sources.
-ANSWER_RESERVE = 1024
-DEFAULT_CONTEXT = 4096
-
-
 def _load_context(message_id: int, message: Message | None = None) -> _Context:
     """What the answer needs to start: its model, the history it answers and the passages of
     the conversation's sources. `message` is the row as the caller already has it (with its
@@ -113,17 +108,14 @@ def _load_context(message_id: int, message: Message | None = None) -> _Context:
 
 def _ground(message: Message, history: list[ChatMessage]) -> Grounding:
     """Passages of the conversation's sources for the user's last message, sized to fit the model."""
-    query = next((m["content"] for m in reversed(history) if m["role"] == "user"), "")
-    window = (message.model.context_length if message.model else None) or DEFAULT_CONTEXT
-    used = sum(len(m["content"]) for m in history) // 3
-    budget = window - used - ANSWER_RESERVE
-    if budget <= 0:
-        return Grounding()
     try:
-        return conversation_grounding(conversation_id=message.conversation_id, query=query, budget_tokens=budget)
+        sources = list(sources_for_conversation(conversation_id=message.conversation_id))
+        return grounding_for(
+            sources=sources, history=history, context_length=message.model.context_length if message.model else None
+        )
     except Exception:  # retrieval must never stop the answer
         logger.exception("retrieval for message %s failed", message.pk)
-        return Grounding(notice="The attached sources could not be searched just now; this answer does not use them.")
+        return Grounding(notice=UNSEARCHABLE)
 
 
 class Generation:

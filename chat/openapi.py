@@ -52,6 +52,13 @@ CHAT_REQUEST = {
         "stop": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "maxItems": 4}]},
         "n": {"type": "integer", "const": 1},
         "store": {"type": "boolean", "default": True, "description": "Save the exchange to your history."},
+        "sources": {
+            "type": "array",
+            "maxItems": 20,
+            "items": {"type": "string", "format": "uuid"},
+            "description": "Ids of your ready sources (GET /sources): the answer is grounded in their best "
+            "passages for the last user message, and `citations` lists them.",
+        },
     },
 }
 CHAT_RESPONSE = {
@@ -66,6 +73,13 @@ CHAT_RESPONSE = {
             "message": {"type": "object", "properties": {"role": {"const": "assistant"}, "content": {"type": "string"}}},
         }}},
         "usage": USAGE,
+        "citations": {"type": "array", "description": "With `sources`: the passages given to the model, numbered as "
+                      "the answer cites them ([1], [2]...). A stream sends them in its first chunk.",
+                      "items": {"type": "object", "properties": {
+                          "number": {"type": "integer"}, "source": {"type": "string"}, "title": {"type": "string"},
+                          "url": {"type": "string"}, "page": {"type": ["integer", "null"]},
+                          "rows": {"type": ["array", "null"]}, "excerpt": {"type": "string"}}}},
+        "notice": {"type": "string", "description": "With `sources`: why the answer could not use them, if it could not."},
     },
 }  # fmt: skip
 EMBEDDINGS_REQUEST = {
@@ -116,6 +130,18 @@ def openapi_document(*, base_url: str) -> dict[str, Any]:
                                       "content": {"application/json": {"schema": CHAT_RESPONSE},
                                                   "text/event-stream": {"schema": {"type": "string"}}}},
                               **_errors(400, 401, 403, 404, 413, 429, 502, 504)},
+            }},
+            "/sources": {"get": {
+                "operationId": "listSources", "summary": "Your sources (web pages, PDFs, CSVs), newest first",
+                "responses": {"200": {"description": "The sources", "content": {"application/json": {"schema": {
+                    "type": "object", "properties": {"object": {"const": "list"}, "data": {"type": "array", "items": {
+                        "type": "object", "properties": {
+                            "id": {"type": "string"}, "object": {"const": "source"}, "name": {"type": "string"},
+                            "url": {"type": ["string", "null"]}, "file_name": {"type": ["string", "null"]},
+                            "status": {"enum": ["queued", "fetching", "extracting", "embedding", "ready", "failed"]},
+                            "error": {"type": ["string", "null"]}, "created": {"type": "integer"},
+                            "conversation": {"type": ["string", "null"]}}}}}}}}},
+                              **_errors(401)},
             }},
             "/embeddings": {"post": {
                 "operationId": "createEmbedding", "summary": "Vectors from an embedding model",

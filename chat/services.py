@@ -6,6 +6,7 @@ import logging
 import random
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
@@ -432,6 +433,7 @@ def api_exchange_save(
     completion_tokens: int | None = None,
     first_token_ms: int | None = None,
     latency_ms: int | None = None,
+    citations: list[dict[str, Any]] | None = None,
 ) -> Conversation:
     """Save an API exchange as a conversation of its own, so it shows in the web app.
 
@@ -468,6 +470,7 @@ def api_exchange_save(
             completion_tokens=completion_tokens,
             first_token_ms=first_token_ms,
             latency_ms=latency_ms,
+            citations=citations or [],
         )
     return conversation
 

@@ -15,6 +15,7 @@ urlpatterns = [
     path("api/v1/models", api.models_list, name="api_models"),
     path("api/v1/chat/completions", api.chat_completions, name="api_chat_completions"),
     path("api/v1/embeddings", api.embeddings, name="api_embeddings"),
+    path("api/v1/sources", api.sources_list, name="api_sources"),
     path("api/v1/openapi.json", api.openapi, name="api_openapi"),
     path("api/v1/docs", api.docs, name="api_docs"),
     path("", include("chat.urls")),

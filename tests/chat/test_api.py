@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import re
 import time
+import uuid
 
 import httpx
 import openai
@@ -14,6 +15,7 @@ from django.test import Client
 
 from chat.api_keys import api_key_create
 from chat.models import ApiKey, Conversation, Message, UserLimits
+from ingestion.models import Source
 from models_registry.models import LLMModel
 from models_registry.services import provider_sync_models
 
@@ -102,6 +104,11 @@ def test_errors_use_openai_statuses(app_server, key, alice, llama, fake_ollama) 
         client.chat.completions.create(model="ollama/nope", messages=hello)
     with pytest.raises(openai.BadRequestError, match="messages"):
         client.chat.completions.create(model=LLAMA, messages=[])
+    queued = Source.objects.create(owner=alice, url="https://example.com/later.html")
+    with pytest.raises(openai.BadRequestError, match="is queued, not ready"):
+        client.chat.completions.create(model=LLAMA, messages=hello, extra_body={"sources": [str(queued.uuid)]})
+    with pytest.raises(openai.NotFoundError, match="No source with the id"):
+        client.chat.completions.create(model=LLAMA, messages=hello, extra_body={"sources": [str(uuid.uuid4())]})
     llama.groups.create(name="research")
     with pytest.raises(openai.PermissionDeniedError):
         client.chat.completions.create(model=LLAMA, messages=hello)
@@ -225,7 +232,9 @@ def test_openapi_document_and_docs_page(app_server) -> None:
     spec = httpx.get(f"{app_server}/api/v1/openapi.json").json()
 
     assert spec["openapi"].startswith("3.1")
-    assert set(spec["paths"]) == {"/models", "/chat/completions", "/embeddings"}
+    assert set(spec["paths"]) == {"/models", "/chat/completions", "/embeddings", "/sources"}
+    chat = spec["paths"]["/chat/completions"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert {"model", "messages", "stream", "store", "sources"} <= set(chat["properties"])
     assert spec["servers"][0]["url"].endswith("/api/v1")
     assert "base_url" in httpx.get(f"{app_server}/api/v1/docs").text
 

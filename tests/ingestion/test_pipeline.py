@@ -3,10 +3,14 @@ and answers grounded in the passages, with citations, through the chat websocket
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import pytest
 from asgiref.sync import sync_to_async
-from django.test import Client
+from django.test import AsyncClient, Client
 
+from chat.api_keys import api_key_create
 from chat.models import Message
 from ingestion.embedder import local_embedder
 from ingestion.models import Chunk, Document, Source
@@ -377,3 +381,77 @@ def test_an_unreachable_vector_store_is_retried_with_backoff_then_fails_with_the
     # The task hands transient errors to Celery's retry, with a growing delay.
     assert TransientIngestionError in ingest_source.autoretry_for
     assert ingest_source.retry_backoff and ingest_source.max_retries >= 2
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("close_thread_connections")
+async def test_api_requests_naming_sources_are_grounded_cited_and_stored(alice, bob, llama, fake_ollama, web) -> None:
+    """`sources` on /api/v1/chat/completions: passages go to the model, citations come back (in the
+    JSON answer, and in the first chunk of a stream) and are saved with the stored exchange."""
+    report = await sync_to_async(ingest)(alice, web.url("/report.pdf"))
+    assert report.status == "ready", report.error
+    pending = await Source.objects.acreate(owner=alice, url=web.url("/notes.md"))  # queued, never ingested
+    alice_api, bob_api = [ApiClient(await api_key(user)) for user in (alice, bob)]
+    ask = "What tidal range did the Marlow Institute measure?"
+    question = {"model": LLAMA, "sources": [str(report.uuid)], "messages": [{"role": "user", "content": ask}]}
+    listed = {source["id"]: source for source in await alice_api.sources()}
+    assert listed[str(report.uuid)]["status"] == "ready" and listed[str(pending.uuid)]["status"] == "queued"
+    assert listed[str(report.uuid)]["url"].endswith("/report.pdf")
+    assert await bob_api.sources() == []
+
+    answer = await alice_api.chat(question)
+
+    assert answer.status_code == 200, answer.content[:500]
+    system = fake_ollama.chat_requests[-1]["messages"][0]
+    assert system["role"] == "system" and PDF_PAGE2_FACT in system["content"]
+    citations = answer.json()["citations"]
+    cited = next(c for c in citations if PDF_PAGE2_FACT in c["excerpt"])
+    assert cited["source"] == str(report.uuid) and cited["page"] == 2 and "notice" not in answer.json()
+    saved = await Message.objects.filter(conversation__owner=alice, role="assistant").alatest("id")
+    assert saved.citations == citations
+    assert await Message.objects.filter(conversation=saved.conversation_id, role="system").acount() == 0
+
+    streamed = await alice_api.chat(question | {"stream": True})
+    events = [line[6:] for line in b"".join([part async for part in streamed.streaming_content]).decode().split("\n")
+              if line.startswith("data: ")]  # fmt: skip
+    assert events[-1] == "[DONE]"
+    first = json.loads(events[0])
+    assert [c["source"] for c in first["citations"]] == [c["source"] for c in citations]
+    assert all("citations" not in json.loads(e) for e in events[1:-1])
+
+    refusals = {
+        "bob's key, alice's source": (bob_api, [str(report.uuid)], 404, "source_not_found"),
+        "not an id": (alice_api, ["nope"], 404, "source_not_found"),
+        "not ready": (alice_api, [str(pending.uuid)], 400, "source_not_ready"),
+        "not a list": (alice_api, str(report.uuid), 400, "invalid_value"),
+    }
+    requests_before = len(fake_ollama.chat_requests)
+    for case, (client, sources, status, code) in refusals.items():
+        refused = await client.chat(question | {"sources": sources})
+        error = refused.json()["error"]
+        assert (refused.status_code, error["code"], error["param"]) == (status, code, "sources"), case
+        if code == "source_not_ready":
+            assert str(pending.uuid) in error["message"] and "queued" in error["message"]
+    assert len(fake_ollama.chat_requests) == requests_before, "a refused request reaches no model"
+
+
+LLAMA = "ollama/llama3.2:1b"
+
+
+async def api_key(user) -> str:
+    return (await sync_to_async(api_key_create)(user=user, name="test"))[1]
+
+
+class ApiClient(AsyncClient):
+    def __init__(self, key: str) -> None:
+        super().__init__()
+        self.key = key
+
+    async def sources(self) -> list[dict]:
+        response = await self.get("/api/v1/sources", headers={"Authorization": f"Bearer {self.key}"})
+        assert response.status_code == 200, response.content[:300]
+        return response.json()["data"]
+
+    async def chat(self, body: dict) -> Any:
+        return await self.post("/api/v1/chat/completions", body, content_type="application/json",
+                               headers={"Authorization": f"Bearer {self.key}"})  # fmt: skip
