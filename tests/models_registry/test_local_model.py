@@ -111,7 +111,7 @@ def test_serve_command_runs_the_local_model_registers_it_and_stops_it(tmp_path) 
     env = {
         "PATH": os.environ["PATH"], "VAR_DIR": str(tmp_path), "ENV_FILE_DIR": str(tmp_path), "DEBUG": "on",
         "LOCAL_MODEL": "auto", "LOCAL_MODEL_PORT": str(model_port), "LOCAL_MODEL_CONTEXT": "2048",
-        "LOG_LEVEL": "WARNING",
+        "LOG_LEVEL": "WARNING", "PYTHONFAULTHANDLER": "1",
     }  # fmt: skip
     subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True, timeout=120)
     serve = subprocess.Popen(
@@ -134,7 +134,11 @@ def test_serve_command_runs_the_local_model_registers_it_and_stops_it(tmp_path) 
             assert response.status == 200
     finally:
         serve.send_signal(signal.SIGINT)
-        output = serve.communicate(timeout=30)[0]
+        try:
+            output = serve.communicate(timeout=30)[0]
+        except subprocess.TimeoutExpired:  # show where it hangs: faulthandler dumps every thread on SIGABRT
+            serve.send_signal(signal.SIGABRT)
+            pytest.fail(f"serve did not stop within 30 s of Ctrl+C:\n{serve.communicate(timeout=30)[0][-20000:]}")
     assert "Starting the built-in local model" in output
     assert not answers(f"http://127.0.0.1:{model_port}"), "stopping the app stops the local model"
     with sqlite3.connect(tmp_path / "db.sqlite3") as db:
