@@ -114,10 +114,16 @@ def test_serve_command_runs_the_local_model_registers_it_and_stops_it(tmp_path) 
         "LOG_LEVEL": "WARNING", "PYTHONFAULTHANDLER": "1",
     }  # fmt: skip
     subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True, timeout=120)
-    serve = subprocess.Popen(
-        [sys.executable, "manage.py", "serve", "--port", str(port)],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+    # A shell that runs a job in the background makes it ignore Ctrl+C (SIGINT), and its
+    # children inherit that: give serve Ctrl+C as a terminal would, however the tests were started.
+    ignored = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        serve = subprocess.Popen(
+            [sys.executable, "manage.py", "serve", "--port", str(port)],
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+    finally:
+        signal.signal(signal.SIGINT, ignored)
     try:
         deadline = time.monotonic() + 60
         registered: list[tuple[str, int]] = []
