@@ -32,7 +32,6 @@ from chat.openapi import openapi_document
 from chat.quotas import QuotaExceeded, QuotaTicket, quota_start
 from ingestion.models import Source
 from ingestion.selectors import (
-    UNSEARCHABLE,
     Grounding,
     SourceNotReady,
     grounding_for,
@@ -310,17 +309,6 @@ async def _ready_sources(request: HttpRequest, source_ids: list[str]) -> list[So
                        code="source_not_ready", param="sources") from None  # fmt: skip
 
 
-async def _ground(parsed: _ChatRequest) -> Grounding:
-    """Passages of the request's sources for its last user message (a notice if they cannot be searched)."""
-    try:
-        return await database_sync_to_async(grounding_for)(
-            sources=parsed.sources, history=parsed.messages, context_length=parsed.model.context_length
-        )
-    except Exception:  # retrieval must never stop the answer
-        logger.exception("retrieval for an API request failed")
-        return Grounding(notice=UNSEARCHABLE)
-
-
 @dataclass
 class _Relay:
     """One exchange with the provider: its text so far, counts and timings, and how it ended."""
@@ -411,7 +399,9 @@ async def chat_completions(request: HttpRequest) -> HttpResponse | StreamingHttp
     relay = _Relay(request=parsed, user=request.user, ticket=ticket)
     messages = parsed.messages
     if parsed.sources:
-        relay.grounding = await _ground(parsed)
+        relay.grounding = await database_sync_to_async(grounding_for)(
+            sources=parsed.sources, history=parsed.messages, context_length=parsed.model.context_length
+        )
         if relay.grounding.system_message:
             messages = [{"role": "system", "content": relay.grounding.system_message}, *messages]
     chunks = provider_client(parsed.model.provider).stream_chat(

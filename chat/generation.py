@@ -25,7 +25,7 @@ from chat import services
 from chat.models import Message
 from chat.quotas import QuotaTicket
 from chat.selectors import message_as_frame, message_model_hidden
-from ingestion.selectors import UNSEARCHABLE, Grounding, grounding_for, sources_for_conversation
+from ingestion.selectors import grounding_for, sources_for_conversation
 from models_registry.models import LLMModel
 from models_registry.providers import ProviderError, provider_client
 from models_registry.providers.base import ChatMessage, ChatOptions
@@ -88,7 +88,11 @@ def _load_context(message_id: int, message: Message | None = None) -> _Context:
     if message.model is None:
         raise ProviderError("The model of this answer no longer exists.", permanent=True, code="model_missing")
     history = services.history_for_generation(assistant_message=message)
-    grounding = _ground(message, history)
+    grounding = grounding_for(
+        sources=list(sources_for_conversation(conversation_id=message.conversation_id)),
+        history=history,
+        context_length=message.model.context_length,
+    )
     if grounding.system_message:
         history = [{"role": "system", "content": grounding.system_message}, *history]
     return _Context(
@@ -104,18 +108,6 @@ def _load_context(message_id: int, message: Message | None = None) -> _Context:
             max_tokens=message.conversation.max_tokens,
         ),
     )
-
-
-def _ground(message: Message, history: list[ChatMessage]) -> Grounding:
-    """Passages of the conversation's sources for the user's last message, sized to fit the model."""
-    try:
-        sources = list(sources_for_conversation(conversation_id=message.conversation_id))
-        return grounding_for(
-            sources=sources, history=history, context_length=message.model.context_length if message.model else None
-        )
-    except Exception:  # retrieval must never stop the answer
-        logger.exception("retrieval for message %s failed", message.pk)
-        return Grounding(notice=UNSEARCHABLE)
 
 
 class Generation:

@@ -93,7 +93,18 @@ def sources_for_conversation(*, conversation_id: int) -> QuerySet[Source]:
 
 def grounding_for(*, sources: list[Source], history: list[ChatMessage], context_length: int | None) -> Grounding:
     """Passages of the ready `sources` for the last user message of `history`, as a system
-    message and citations, sized to leave room in the model's window for the history and the answer."""
+    message and citations, sized to leave room in the model's window for the history and the
+    answer. Never raises: when the sources cannot be searched, a notice says so."""
+    try:
+        return _grounding(sources, history, context_length)
+    except VectorStoreUnavailable as exc:
+        logger.warning("retrieval skipped: %s", exc)
+    except Exception:  # retrieval must never stop the answer
+        logger.exception("retrieval failed")
+    return Grounding(notice=UNSEARCHABLE)
+
+
+def _grounding(sources: list[Source], history: list[ChatMessage], context_length: int | None) -> Grounding:
     sources = [s for s in sources if s.status == Source.Status.READY and s.document_id]
     if not sources:
         return Grounding()
@@ -103,11 +114,7 @@ def grounding_for(*, sources: list[Source], history: list[ChatMessage], context_
     if budget <= 0:
         return Grounding(notice="The conversation fills the model's window: this answer does not use the sources.")
     by_document = {s.document_id: s for s in sources if s.document_id is not None}
-    try:
-        passages = retrieve(document_ids=list(by_document), query=query, limit=PASSAGES)
-    except VectorStoreUnavailable as exc:
-        logger.warning("retrieval skipped: %s", exc)
-        return Grounding(notice=UNSEARCHABLE)
+    passages = retrieve(document_ids=list(by_document), query=query, limit=PASSAGES)
     embedder = local_embedder()
     packed = passages_pack(passages, budget_tokens=budget, count_tokens=embedder.count_tokens)
     numbered, citations = [], []
