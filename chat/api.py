@@ -29,7 +29,7 @@ from chat import services
 from chat.api_keys import api_key_authenticate
 from chat.models import ApiKey
 from chat.openapi import openapi_document
-from chat.quotas import QuotaExceeded, QuotaTicket, quota_start
+from chat.quotas import QuotaExceeded, QuotaHold, QuotaTicket, quota_hold
 from ingestion.models import Source
 from ingestion.selectors import (
     Grounding,
@@ -41,13 +41,15 @@ from ingestion.selectors import (
 from models_registry.models import LLMModel
 from models_registry.providers import ProviderError, provider_client
 from models_registry.providers.base import ChatChunk, ChatMessage, ChatOptions
-from models_registry.selectors import model_get_usable, models_usable_by
+from models_registry.selectors import MODEL_ID_MAX_LENGTH, model_get_usable, models_usable_by
 from multillm.observability import generation_recorded
+from multillm.user_text import UserTextError, text_clean
 
 logger = logging.getLogger(__name__)
 
 ROLES = {"system", "user", "assistant"}
 MAX_SOURCES = 20
+STOP_MAX_CHARS = 500
 # Provider error code -> HTTP status of our answer.
 UPSTREAM_STATUS = {
     "unreachable": 502, "timeout": 504, "unauthorized": 502, "model_not_found": 404, "rate_limited": 429,
@@ -160,7 +162,7 @@ async def _usable_model(request: HttpRequest, model_id: Any, capability: str) ->
     model: LLMModel | None = getattr(request, "api_model", None)  # looked up with the key
     if model is not None:
         return model
-    if "\x00" in model_id or len(model_id) > 500:
+    if len(model_id) > MODEL_ID_MAX_LENGTH or not model_id.isprintable():  # no model has such an id
         raise ApiError(404, "That model does not exist.", code="model_not_found", param="model")
     provider, _, name = model_id.partition("/")
     existing = await database_sync_to_async(
@@ -208,8 +210,8 @@ async def sources_list(request: HttpRequest) -> JsonResponse:
             {"id": str(s.uuid), "object": "source", "name": s.name, "url": s.url or None,
              "file_name": s.file_name or None, "status": s.status, "error": s.error or None,
              "created": int(s.created_at.timestamp()),
-             "conversation": str(s.conversation.uuid) if s.conversation else None}
-            for s in sources_of_user(user=request.user)
+             "conversation": next((str(c.uuid) for c in s.conversations.all()), None)}
+            for s in sources_of_user(user=request.user).prefetch_related("conversations")
         ]  # fmt: skip
 
     return JsonResponse({"object": "list", "data": await database_sync_to_async(listing)()})
@@ -243,10 +245,11 @@ def _parse_messages(raw: Any) -> list[ChatMessage]:
                 raise ApiError(400, f"{param}: only text content parts are supported.", code="invalid_messages",
                                param=param)  # fmt: skip
             content = "".join(p["text"] for p in content)
-        if not isinstance(content, str):
-            raise ApiError(400, f"{param}.content must be a string.", code="invalid_messages", param=param)
-        # NUL means nothing in text and PostgreSQL cannot store it.
-        messages.append({"role": item["role"], "content": content.replace("\x00", "")})
+        try:
+            content = text_clean(content, label=f"{param}.content", max_chars=settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
+        except UserTextError as exc:
+            raise ApiError(400, exc.detail, code="invalid_messages", param=param) from None
+        messages.append({"role": item["role"], "content": content})
     return messages
 
 
@@ -282,6 +285,10 @@ async def _parse_chat_request(request: HttpRequest) -> _ChatRequest:
         stop = [stop]
     if stop is not None and (not isinstance(stop, list) or len(stop) > 4 or not all(isinstance(s, str) for s in stop)):
         raise ApiError(400, "`stop` must be a string or a list of up to 4 strings.", code="invalid_value", param="stop")
+    try:
+        stop = [text_clean(s, label="A stop sequence", max_chars=STOP_MAX_CHARS) for s in stop or ()]
+    except UserTextError as exc:
+        raise ApiError(400, exc.detail, code="invalid_value", param="stop") from None
     stream = body.get("stream", False)
     store = body.get("store", True)
     stream_options = body.get("stream_options") or {}
@@ -384,19 +391,30 @@ def _user_id(request: HttpRequest) -> int:
     return int(user_id)
 
 
+def _quota_error(exc: QuotaExceeded) -> ApiError:
+    if exc.code == "prompt_too_large":
+        return ApiError(400, exc.detail, code=exc.code)
+    return ApiError(429, exc.detail, code=exc.code, type="rate_limit_error", retry_after=exc.retry_after)
+
+
 @api_view
 @model_in_body("chat")
 async def chat_completions(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
     parsed = await _parse_chat_request(request)
+    prompt_chars = sum(len(m["content"]) for m in parsed.messages)
     try:
-        ticket = await quota_start(
-            user_id=_user_id(request), prompt_chars=sum(len(m["content"]) for m in parsed.messages)
-        )
+        async with quota_hold(user_id=_user_id(request), prompt_chars=prompt_chars) as hold:
+            return await _complete(request, parsed, hold)
     except QuotaExceeded as exc:
-        status = 400 if exc.code == "prompt_too_large" else 429
-        raise ApiError(status, exc.detail, code=exc.code, type="rate_limit_error" if status == 429 else
-                       "invalid_request_error", retry_after=exc.retry_after) from None  # fmt: skip
-    relay = _Relay(request=parsed, user=request.user, ticket=ticket)
+        raise _quota_error(exc) from None
+
+
+async def _complete(
+    request: HttpRequest, parsed: _ChatRequest, hold: QuotaHold
+) -> HttpResponse | StreamingHttpResponse:
+    """The answer, with the ticket in `hold`: the relay finishes it with the tokens used; a
+    stream takes it along (handed over), and any failure before gives it back."""
+    relay = _Relay(request=parsed, user=request.user, ticket=hold.tickets[0])
     messages = parsed.messages
     if parsed.sources:
         relay.grounding = await database_sync_to_async(grounding_for)(
@@ -420,6 +438,7 @@ async def chat_completions(request: HttpRequest) -> HttpResponse | StreamingHttp
         response = StreamingHttpResponse(_sse(relay, first, chunks), content_type="text/event-stream")
         response["Cache-Control"] = "no-cache"
         response["X-Accel-Buffering"] = "no"
+        hold.hand_over()  # the stream closes the relay, however it ends
         return response
     try:
         async for chunk in chunks:
@@ -543,18 +562,16 @@ async def embeddings(request: HttpRequest) -> JsonResponse:
         raise ApiError(400, "`input` must be a non-empty string or a list of up to 2048 non-empty strings.",
                        code="invalid_value", param="input")  # fmt: skip
     model = await _usable_model(request, body.get("model"), "embedding")
-    try:
-        ticket = await quota_start(user_id=_user_id(request), prompt_chars=sum(len(t) for t in texts))
-    except QuotaExceeded as exc:
-        raise ApiError(429 if exc.code != "prompt_too_large" else 400, exc.detail, code=exc.code,
-                       type="rate_limit_error", retry_after=exc.retry_after) from None  # fmt: skip
     tokens = sum(len(t) for t in texts) // 4 + len(texts)  # providers do not all report it
     try:
-        vectors = await provider_client(model.provider).embed_batch(model=model.name, texts=texts)
-    except ProviderError as exc:
-        await ticket.finish(tokens=0)
-        raise _upstream_error(exc) from None
-    await ticket.finish(tokens=tokens)
+        async with quota_hold(user_id=_user_id(request), prompt_chars=sum(len(t) for t in texts)) as hold:
+            try:
+                vectors = await provider_client(model.provider).embed_batch(model=model.name, texts=texts)
+            except ProviderError as exc:
+                raise _upstream_error(exc) from None
+            await hold.hand_over()[0].finish(tokens=tokens)
+    except QuotaExceeded as exc:
+        raise _quota_error(exc) from None
     return JsonResponse({
         "object": "list", "model": model.model_id,
         "data": [{"object": "embedding", "index": i, "embedding": vector} for i, vector in enumerate(vectors)],

@@ -13,8 +13,10 @@ from django.http import Http404
 from django.utils import timezone
 
 from chat.models import ApiKey
+from multillm.user_text import line_clean
 
 KEY_PREFIX = "mlc-"
+NAME_MAX_LENGTH = 100
 # last_used_at is written at most this often per key, so the API's hot path rarely writes.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
@@ -26,7 +28,8 @@ def _hash(raw_key: str) -> str:
 def api_key_create(*, user: User, name: str) -> tuple[ApiKey, str]:
     """A new key for `user`; returns the row and the key itself, which is never stored."""
     raw_key = KEY_PREFIX + secrets.token_urlsafe(32)
-    key = ApiKey.objects.create(user=user, name=name.strip()[:100] or "API key", prefix=raw_key[:12],
+    name = line_clean(name[: NAME_MAX_LENGTH * 4], label="A key's name", max_chars=NAME_MAX_LENGTH * 4, required=False)
+    key = ApiKey.objects.create(user=user, name=name[:NAME_MAX_LENGTH] or "API key", prefix=raw_key[:12],
                                 key_hash=_hash(raw_key))  # fmt: skip
     return key, raw_key
 

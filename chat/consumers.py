@@ -11,7 +11,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import import_module
 from typing import Any
 
@@ -21,11 +21,13 @@ from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
 from django.http import Http404
 
-from chat import generation, services
+from chat import exchanges, realtime
+from chat.generation import generation_start
 from chat.models import Conversation, Message
-from chat.quotas import QuotaExceeded, QuotaTicket, quota_start
-from chat.selectors import conversation_get_for_user, message_as_frame, message_model_hidden, path_message_ids
-from ingestion.services import user_group
+from chat.quotas import QuotaExceeded, QuotaTicket, quota_hold
+from chat.selectors import conversation_get_for_user
+from chat.services import ChatError
+from chat.tree import path_message_ids
 from models_registry.models import LLMModel
 from models_registry.selectors import model_get_usable
 
@@ -74,10 +76,6 @@ class FrameRateLimit:
         return True
 
 
-def _frame_of(message: Message) -> dict[str, Any]:
-    return message_as_frame(message, hide_model=message_model_hidden(message))
-
-
 class ChatConsumer(AsyncWebsocketConsumer):
     conversation: Conversation
     group: str
@@ -95,8 +93,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         except Http404:
             await self.close(code=CLOSE_NOT_FOUND)
             return
-        self.group = generation.chat_group(self.conversation.uuid)
-        self.user_group = user_group(user.pk)  # progress of the user's sources
+        self.group = realtime.conversation_group(self.conversation.uuid)
+        self.user_group = realtime.user_group(user.pk)  # progress of the user's sources
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.channel_layer.group_add(self.user_group, self.channel_name)
         self.frame_limit = FrameRateLimit(settings.CHAT_SOCKET_FRAMES_PER_SECOND, settings.CHAT_SOCKET_FRAME_BURST)
@@ -119,7 +117,25 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if frame is None:
             await self._send_error(*problem)
             return
-        handlers = {
+        kind = frame.get("type")
+        handler = self._handlers().get(kind) if isinstance(kind, str) else None
+        if handler is None:
+            await self._send_error("unknown_type", f"Unknown frame type {str(frame.get('type'))[:50]!r}.")
+            return
+        try:
+            await handler(frame)
+        except (Conversation.DoesNotExist, Http404):  # deleted meanwhile, in another tab say
+            await self._send_error("not_found", "This conversation no longer exists.")
+            await self.close(code=CLOSE_NOT_FOUND)
+        except Exception:
+            # A bug must cost the user one frame, not the socket (and never a quota ticket:
+            # the handlers hold them in `quota_hold`).
+            logger.exception("chat frame %r of user %s failed", frame.get("type"), self.scope["user"].pk)
+            await self._send_error("internal", "Something went wrong on the server. Try again.")
+
+    def _handlers(self) -> dict[str, Callable[[dict[str, Any]], Any]]:
+        """One handler per client frame of the protocol (chat.realtime.FRAMES)."""
+        return {
             "send": self._on_send,
             "stop": self._on_stop,
             "sync": self._on_sync,
@@ -129,11 +145,6 @@ class ChatConsumer(AsyncWebsocketConsumer):
             "choose": self._on_choose,
             "vote": self._on_vote,
         }
-        handler = handlers.get(frame.get("type"))  # type: ignore[arg-type]
-        if handler is None:
-            await self._send_error("unknown_type", f"Unknown frame type {str(frame.get('type'))[:50]!r}.")
-            return
-        await handler(frame)
 
     @staticmethod
     def _parse(text_data: str | None) -> tuple[dict[str, Any] | None, tuple[str, str]]:
@@ -144,7 +155,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return None, ("too_large", "That frame is too large.")
         try:
             frame = json.loads(text_data)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             return None, ("bad_frame", "Frames must be JSON objects.")
         if not isinstance(frame, dict):
             return None, ("bad_frame", "Frames must be JSON objects.")
@@ -170,9 +181,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if not isinstance(ids, list) or not ids or not all(isinstance(m, str) for m in ids):
             await self._send_error("bad_frame", "`models` must be a list of model ids.")
             return None
-        if len(ids) > services.MAX_SIDE_BY_SIDE:
+        if len(ids) > exchanges.MAX_SIDE_BY_SIDE:
             await self._send_error(
-                "too_many_models", f"Pick at most {services.MAX_SIDE_BY_SIDE} models to compare side by side."
+                "too_many_models", f"Pick at most {exchanges.MAX_SIDE_BY_SIDE} models to compare side by side."
             )
             return None
         if len(set(ids)) != len(ids):
@@ -194,68 +205,65 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return False, []
         return True, [model_get_usable(user=self.scope["user"], model_id=model_id) for model_id in ids]
 
-    async def _tickets(self, count: int, prompt_chars: int) -> list[QuotaTicket] | None:
-        """One quota ticket per generation, or none at all (and an error frame): a turn whose
-        answers cannot all start is refused whole, so the user never gets half a comparison."""
-        tickets: list[QuotaTicket] = []
+    async def _answer(
+        self,
+        *,
+        count: int,
+        prompt_chars: int,
+        write: Callable[[], tuple[list[Message], list[realtime.ServerFrame]]],
+        about: int | None = None,
+    ) -> bool:
+        """Take a quota ticket per answer (all or none: a turn whose answers cannot all start is
+        refused whole, so the user never gets half a comparison), save the turn with `write`
+        (returning its streaming answers and the frames announcing them), and start the answers.
+        False after an error frame. Tickets go back on every path but a started answer's."""
+        announced = asyncio.Event()
         try:
-            for _ in range(count):
-                tickets.append(await quota_start(user_id=self.scope["user"].pk, prompt_chars=prompt_chars))
+            async with quota_hold(user_id=self.scope["user"].pk, count=count, prompt_chars=prompt_chars) as hold:
+                answers, frames = await database_sync_to_async(write)()
+                self._start(answers, hold.hand_over(), announced)
         except QuotaExceeded as exc:
-            for ticket in tickets:
-                await ticket.finish(tokens=0)
             detail = exc.detail
             if count > 1 and exc.code == "too_many_generations":
                 detail += f" This message asks {count} models at once: pick fewer, or wait."
             await self._send_error(exc.code, detail)
-            return None
-        return tickets
-
-    async def _start(
-        self, exchange: services.Exchange, tickets: list[QuotaTicket], first: Sequence[dict[str, Any]] = ()
-    ) -> None:
-        """Start the answers, then tell the page about the prompt and them: the answers load their
-        context and call their models meanwhile, and send no text before the page has heard."""
-        hidden = exchange.user_message.blind  # a new prompt has no vote yet
-        announced = asyncio.Event()
-        for message, ticket in zip(exchange.assistant_messages, tickets, strict=True):
-            generation.generation_start(message_id=message.pk, conversation_uuid=self.conversation.uuid,
-                                        ticket=ticket, message=message, announced=announced)  # fmt: skip
+            return False
+        except ChatError as exc:
+            await self._send_error(exc.code, exc.detail, about)
+            return False
         try:
-            frames = [*first, {"type": "message.created", "message": message_as_frame(exchange.user_message)}]
-            for message in exchange.assistant_messages:
-                frames.append({"type": "message.created", "message": message_as_frame(message, hide_model=hidden)})
             # One publish for them all: at 200 sends at once, a publish per frame was a tenth of the work.
-            await self.channel_layer.group_send(self.group, {"type": "chat.event", "frames": frames})
+            await realtime.publish(self.group, *frames)
         finally:
             announced.set()
+        return True
+
+    def _start(self, answers: list[Message], tickets: list[QuotaTicket], announced: asyncio.Event) -> None:
+        """Start the answers before the page hears of them: they load their context and call
+        their models meanwhile, and send no text before `announced` is set."""
+        for message, ticket in zip(answers, tickets, strict=True):
+            generation_start(message_id=message.pk, conversation_uuid=self.conversation.uuid,
+                             ticket=ticket, message=message, announced=announced)  # fmt: skip
 
     async def _on_send(self, frame: dict[str, Any]) -> None:
         content = frame.get("content")
         if not isinstance(content, str):
             await self._send_error("bad_frame", "`content` must be a string.")
             return
-        content = content.replace("\x00", "")  # meaningless in text, and PostgreSQL cannot store it
         models = await self._models_from(frame)
         if models is None:
             return
-        tickets = await self._tickets(len(models), len(content))
-        if tickets is None:
-            return
-        try:
-            exchange = await database_sync_to_async(services.exchange_start)(
+
+        def write() -> tuple[list[Message], list[realtime.ServerFrame]]:
+            exchange = exchanges.exchange_start(
                 conversation=self.conversation, content=content, models=models, blind=frame.get("blind") is True
             )
-        except services.ChatError as exc:
-            for ticket in tickets:
-                await ticket.finish(tokens=0)
-            await self._send_error(exc.code, exc.detail)
-            return
-        first = [self._models_frame(exchange.conversation)]
-        if exchange.title_changed:
-            conversation = {"id": str(exchange.conversation.uuid), "title": exchange.conversation.title}
-            first.insert(0, {"type": "conversation.updated", "conversation": conversation})
-        await self._start(exchange, tickets, first)
+            frames: list[realtime.ServerFrame] = [realtime.conversation_models(exchange.conversation)]
+            if exchange.title_changed:
+                frames.insert(0, realtime.conversation_updated(exchange.conversation))
+            return exchange.assistant_messages, [*frames, *realtime.turn_created(exchange.user_message)]
+
+        await self._answer(count=len(models), prompt_chars=len(content), write=write)
 
     async def _on_edit(self, frame: dict[str, Any]) -> None:
         message_id, content = frame.get("message"), frame.get("content")
@@ -265,24 +273,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
         models = await self._models_from(frame)
         if models is None:
             return
-        tickets = await self._tickets(len(models), len(content))
-        if tickets is None:
-            return
-        try:
-            exchange = await database_sync_to_async(services.prompt_edit)(
-                conversation=self.conversation,
-                message_id=message_id,
-                content=content,
-                models=models,
-                blind=frame.get("blind") is True,
-            )
-        except services.ChatError as exc:
-            for ticket in tickets:
-                await ticket.finish(tokens=0)
-            await self._send_error(exc.code, exc.detail, message_id)
-            return
-        await self._start(exchange, tickets, [self._models_frame(exchange.conversation)])
-        await self._broadcast({"type": "path.changed"})
+
+        def write() -> tuple[list[Message], list[realtime.ServerFrame]]:
+            exchange = exchanges.prompt_edit(conversation=self.conversation, message_id=message_id, content=content,
+                                             models=models, blind=frame.get("blind") is True)  # fmt: skip
+            frames: list[realtime.ServerFrame] = [realtime.conversation_models(exchange.conversation)]
+            return exchange.assistant_messages, [*frames, *realtime.turn_created(exchange.user_message)]
+
+        if await self._answer(count=len(models), prompt_chars=len(content), write=write, about=message_id):
+            await self._broadcast(realtime.path_changed())
 
     async def _on_regenerate(self, frame: dict[str, Any]) -> None:
         message_id = frame.get("message")
@@ -297,20 +296,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if model is None:
             await self._send_error("model_unavailable", "The model of this answer is not available to you.", message_id)
             return
-        tickets = await self._tickets(1, 0)
-        if tickets is None:
-            return
-        try:
-            answer = await database_sync_to_async(services.answer_regenerate)(
-                conversation=self.conversation, message_id=message_id
-            )
-        except services.ChatError as exc:
-            await tickets[0].finish(tokens=0)
-            await self._send_error(exc.code, exc.detail, message_id)
-            return
-        await self._broadcast({"type": "message.created", "message": await database_sync_to_async(_frame_of)(answer)})
-        generation.generation_start(message_id=answer.pk, conversation_uuid=self.conversation.uuid, ticket=tickets[0])
-        await self._broadcast({"type": "path.changed"})
+
+        def write() -> tuple[list[Message], list[realtime.ServerFrame]]:
+            answer = exchanges.answer_regenerate(conversation=self.conversation, message_id=message_id)
+            return [answer], [realtime.message_created(answer)]
+
+        if await self._answer(count=1, prompt_chars=0, write=write, about=message_id):
+            await self._broadcast(realtime.path_changed())
 
     def _model_label_of(self, message_id: int) -> str | None:
         """The model id of one of this conversation's answers (None: no such answer here)."""
@@ -324,11 +316,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self._send_error("bad_frame", "`message` must be a message id.")
             return
         try:
-            await database_sync_to_async(services.version_show)(conversation=self.conversation, message_id=message_id)
-        except services.ChatError as exc:
+            await database_sync_to_async(exchanges.version_show)(conversation=self.conversation, message_id=message_id)
+        except ChatError as exc:
             await self._send_error(exc.code, exc.detail, message_id)
             return
-        await self._broadcast({"type": "path.changed"})
+        await self._broadcast(realtime.path_changed())
 
     async def _on_choose(self, frame: dict[str, Any]) -> None:
         prompt_id, message_id = frame.get("prompt"), frame.get("message")
@@ -336,14 +328,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self._send_error("bad_frame", "`prompt` must be a message id and `message` an id or null.")
             return
         try:
-            conversation = await database_sync_to_async(services.reply_choose)(
+            conversation = await database_sync_to_async(exchanges.reply_choose)(
                 conversation=self.conversation, prompt_id=prompt_id, message_id=message_id
             )
-        except services.ChatError as exc:
+        except ChatError as exc:
             await self._send_error(exc.code, exc.detail, prompt_id)
             return
-        await self._broadcast_models(conversation)
-        await self._broadcast({"type": "path.changed"})
+        await realtime.publish(self.group, realtime.conversation_models(conversation), realtime.path_changed())
 
     async def _on_vote(self, frame: dict[str, Any]) -> None:
         prompt_id, winner_id = frame.get("prompt"), frame.get("winner")
@@ -351,31 +342,21 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self._send_error("bad_frame", "`prompt` must be a message id and `winner` an id or null.")
             return
         try:
-            vote = await database_sync_to_async(services.vote_cast)(
+            vote = await database_sync_to_async(exchanges.vote_cast)(
                 owner=self.scope["user"], conversation=self.conversation, prompt_id=prompt_id, winner_id=winner_id
             )
-        except services.ChatError as exc:
+        except ChatError as exc:
             await self._send_error(exc.code, exc.detail, prompt_id)
             return
-        await self._broadcast(
-            {"type": "vote.recorded", "prompt": prompt_id, "winner": winner_id, "models": vote.contenders}
-        )
-        await self._broadcast({"type": "path.changed"})
-
-    async def _broadcast_models(self, conversation: Conversation) -> None:
-        await self._broadcast(self._models_frame(conversation))
-
-    @staticmethod
-    def _models_frame(conversation: Conversation) -> dict[str, Any]:
-        return {"type": "conversation.models", "selected_models": conversation.selected_models,
-                "blind": conversation.blind}  # fmt: skip
+        recorded = realtime.vote_recorded(prompt_id=prompt_id, winner_id=winner_id, models=vote.contenders)
+        await realtime.publish(self.group, recorded, realtime.path_changed())
 
     async def _on_stop(self, frame: dict[str, Any]) -> None:
         message_id = frame.get("message")
         if message_id is not None and not isinstance(message_id, int):
             await self._send_error("bad_frame", "`message` must be a message id.")
             return
-        await generation.generation_request_stop(conversation_uuid=self.conversation.uuid, message_id=message_id)
+        await realtime.generation_request_stop(conversation_uuid=self.conversation.uuid, message_id=message_id)
 
     async def _on_sync(self, frame: dict[str, Any]) -> None:
         """Send what the client has missed: messages after `after`, the current state of the
@@ -389,50 +370,43 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if not isinstance(refresh, list) or not all(isinstance(i, int) for i in refresh) or len(refresh) > 100:
             await self._send_error("bad_frame", "`refresh` must be a list of at most 100 message ids.")
             return
-        messages, streaming = await database_sync_to_async(self._messages_since)(after, refresh)
-        for message, hidden in messages:
-            await self._send_frame({"type": "message.created", "message": message_as_frame(message, hide_model=hidden)})
+        frames, streaming = await database_sync_to_async(self._messages_since)(after, refresh)
+        if frames:
+            await self._send_frames(frames)
         if streaming:
-            await generation.generation_request_sync(
-                conversation_uuid=self.conversation.uuid, reply_to=self.channel_name
-            )
+            await realtime.generation_request_sync(conversation_uuid=self.conversation.uuid, reply_to=self.channel_name)
 
-    def _messages_since(self, after: int, refresh: list[int]) -> tuple[list[tuple[Message, bool]], bool]:
-        """Messages of the shown branch after `after`, and those in `refresh`, each with
-        whether its model is hidden (a blind answer not voted on yet)."""
-        services.generations_reap_stale(conversation=self.conversation)
+    def _messages_since(self, after: int, refresh: list[int]) -> tuple[list[realtime.ServerFrame], bool]:
+        """`message.created` for the shown branch's messages after `after` and for those in
+        `refresh`; and whether an answer is still being written."""
+        exchanges.generations_reap_stale(conversation=self.conversation)
         shown = path_message_ids(conversation=self.conversation)
         wanted = {i for i in shown if i > after} | {i for i in refresh if i <= after}
         messages = list(self.conversation.messages.filter(id__in=wanted).order_by("id"))
-        hidden = set(
-            self.conversation.messages.filter(
-                role=Message.Role.USER, blind=True, vote__isnull=True, id__in=[m.parent_id for m in messages]
-            ).values_list("id", flat=True)
-        )
         streaming = self.conversation.messages.filter(status=Message.Status.STREAMING).exists()
-        return [(m, m.role == Message.Role.ASSISTANT and m.parent_id in hidden) for m in messages], streaming
+        return [realtime.message_created(m) for m in messages], streaming
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Channels closes stale database connections before every handler, a hop to a thread and
         # back: relayed events (each delta) touch no database, so they skip it.
-        if message["type"] == "chat.event":
+        if message["type"] == realtime.EVENT:
             await self.chat_event(message)
         else:
             await super().dispatch(message)
 
     async def chat_event(self, event: dict[str, Any]) -> None:
-        """One frame (`frame`), or several published at once (`frames`)."""
-        for frame in event.get("frames") or [event["frame"]]:
-            await self._send_frame(frame)
+        """Frames published to one of this socket's groups (chat.realtime.publish)."""
+        await self._send_frames(event["frames"])
 
-    async def _broadcast(self, frame: dict[str, Any]) -> None:
-        await self.channel_layer.group_send(self.group, {"type": "chat.event", "frame": frame})
+    async def _broadcast(self, frame: realtime.ServerFrame) -> None:
+        await realtime.publish(self.group, frame)
 
-    async def _send_frame(self, frame: dict[str, Any]) -> None:
-        await self.send(text_data=json.dumps(frame))
+    async def _send_frames(self, frames: Sequence[realtime.ServerFrame] | Sequence[dict[str, Any]]) -> None:
+        for frame in frames:
+            await self.send(text_data=json.dumps(frame))
 
     async def _send_error(self, code: str, detail: str, message: int | None = None) -> None:
-        await self._send_frame({"type": "error", "message": message, "code": code, "detail": detail})
+        await self._send_frames([realtime.error(code, detail, message)])
 
     async def _session_still_valid(self) -> bool:
         return await database_sync_to_async(self._session_valid)()

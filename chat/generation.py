@@ -21,11 +21,13 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from chat import services
+from chat import realtime
+from chat.exchanges import message_checkpoint, message_finish
 from chat.models import Message
 from chat.quotas import QuotaTicket
-from chat.selectors import message_as_frame, message_model_hidden
-from ingestion.selectors import grounding_for, sources_for_conversation
+from chat.selectors import sources_for_conversation
+from chat.tree import history_for_generation
+from ingestion.selectors import grounding_for
 from models_registry.models import LLMModel
 from models_registry.providers import ProviderError, provider_client
 from models_registry.providers.base import ChatMessage, ChatOptions
@@ -46,7 +48,7 @@ def _delta_interval() -> float:
 
 
 # Partial answers a process saves per second, at most, over all its answers; and the longest
-# wait between two saves of one answer (well under services.STALE_AFTER).
+# wait between two saves of one answer (well under exchanges.STALE_AFTER).
 CHECKPOINTS_PER_SECOND = 20
 CHECKPOINT_INTERVAL_MAX = 20.0
 
@@ -56,16 +58,6 @@ def _checkpoint_interval() -> float:
     the database (and the process) busier than relaying their text did."""
     spread = len(_RUNNING) / CHECKPOINTS_PER_SECOND
     return min(max(settings.CHAT_CHECKPOINT_INTERVAL, spread), CHECKPOINT_INTERVAL_MAX)
-
-
-def chat_group(conversation_uuid: Any) -> str:
-    """Sockets showing the conversation join this group."""
-    return f"chat.{conversation_uuid.hex if hasattr(conversation_uuid, 'hex') else conversation_uuid}"
-
-
-def control_group(conversation_uuid: Any) -> str:
-    """Running generations of the conversation join this group to hear stop and sync."""
-    return f"chatctl.{conversation_uuid.hex if hasattr(conversation_uuid, 'hex') else conversation_uuid}"
 
 
 @dataclass(frozen=True)
@@ -87,7 +79,7 @@ def _load_context(message_id: int, message: Message | None = None) -> _Context:
         message = Message.objects.select_related("conversation", "model__provider").get(pk=message_id)
     if message.model is None:
         raise ProviderError("The model of this answer no longer exists.", permanent=True, code="model_missing")
-    history = services.history_for_generation(assistant_message=message)
+    history = history_for_generation(assistant_message=message)
     grounding = grounding_for(
         sources=list(sources_for_conversation(conversation_id=message.conversation_id)),
         history=history,
@@ -126,8 +118,8 @@ class Generation:
         # Set once the page has been told of this answer (`message.created`): deltas wait for it,
         # so the generation can load its context and call the model meanwhile.
         self.announced = announced
-        self.group = chat_group(conversation_uuid)
-        self.control = control_group(conversation_uuid)
+        self.group = realtime.conversation_group(conversation_uuid)
+        self.control = realtime.control_group(conversation_uuid)
         self.layer = get_channel_layer()
         self.text = ""
         self.sent_length = 0
@@ -237,9 +229,10 @@ class Generation:
             offset = self.sent_length
             piece = self.text[offset:]
             self.last_sent_at = asyncio.get_running_loop().time()
-            frame = {"type": "delta", "message": self.message_id, "text": piece, "offset": offset}
             try:
-                await self.layer.group_send(self.group, {"type": "chat.event", "frame": frame})
+                await realtime.publish(
+                    self.group, realtime.delta(message_id=self.message_id, text=piece, offset=offset)
+                )
             except Exception:  # the layer is briefly away: the next delta resends from the same offset
                 logger.warning("delta of generation %s not sent; it will be sent with the next", self.message_id,
                                exc_info=True)  # fmt: skip
@@ -259,49 +252,48 @@ class Generation:
                 await asyncio.sleep(0.5)
                 continue
             kind = event.get("type")
-            if kind == "generation.stop" and event.get("message") in (None, self.message_id):
+            if kind == realtime.STOP and event.get("message") in (None, self.message_id):
                 self.stop_requested = True
                 self._stream_task.cancel()
-            elif kind == "generation.sync" and event.get("reply_to"):
+            elif kind == realtime.SYNC and event.get("reply_to"):
                 async with self.send_lock:
-                    snapshot = self.text[: self.sent_length]
-                    frame = {"type": "delta", "message": self.message_id, "text": snapshot, "offset": 0}
+                    snapshot = realtime.delta(message_id=self.message_id, text=self.text[: self.sent_length], offset=0)
                     try:
-                        await self.layer.send(event["reply_to"], {"type": "chat.event", "frame": frame})
+                        await realtime.send_to(event["reply_to"], snapshot)
                     except Exception:
                         logger.warning("generation %s: resync reply failed", self.message_id, exc_info=True)
 
     async def _checkpoint_loop(self) -> None:
         while True:
             await asyncio.sleep(_checkpoint_interval())
-            await database_sync_to_async(services.message_checkpoint)(message_id=self.message_id, content=self.text)
+            await database_sync_to_async(message_checkpoint)(message_id=self.message_id, content=self.text)
 
     async def _finish(self, outcome: dict[str, Any]) -> None:
         now = time.monotonic()
         if self.announced is not None:
             await self.announced.wait()
-        message = await database_sync_to_async(services.message_finish)(
-            message_id=self.message_id,
-            content=self.text,
-            status=outcome["status"],
-            error_code=outcome.get("error_code", "") or ("sources_unavailable" if self.notice else ""),
-            error=outcome.get("error", "") or self.notice,
-            citations=self.citations,
-            prompt_tokens=outcome.get("prompt_tokens"),
-            completion_tokens=outcome.get("completion_tokens"),
-            first_token_ms=round((self.first_token_at - self.started_at) * 1000) if self.first_token_at else None,
-            latency_ms=round((now - self.started_at) * 1000),
-        )
-        # A blind answer's frames must not name its model before the vote.
-        shown = message_as_frame(message, hide_model=await database_sync_to_async(message_model_hidden)(message))
-        if message.error:
-            await self.layer.group_send(
-                self.group,
-                {"type": "chat.event", "frame": {"type": "error", "message": self.message_id,
-                                                 "code": message.error_code, "detail": shown["error"]}},
-            )  # fmt: skip
-        frame = {"type": "message.done", **shown, "message": self.message_id}
-        await self.layer.group_send(self.group, {"type": "chat.event", "frame": frame})
+
+        def save() -> tuple[Message, list[realtime.ServerFrame]]:
+            message = message_finish(
+                message_id=self.message_id,
+                content=self.text,
+                status=outcome["status"],
+                error_code=outcome.get("error_code", "") or ("sources_unavailable" if self.notice else ""),
+                error=outcome.get("error", "") or self.notice,
+                citations=self.citations,
+                prompt_tokens=outcome.get("prompt_tokens"),
+                completion_tokens=outcome.get("completion_tokens"),
+                first_token_ms=round((self.first_token_at - self.started_at) * 1000) if self.first_token_at else None,
+                latency_ms=round((now - self.started_at) * 1000),
+            )
+            done = realtime.message_done(message)
+            frames: list[realtime.ServerFrame] = [done]
+            if message.error:  # the error as the frame shows it: a blind answer's does not name its model
+                frames.insert(0, realtime.error(message.error_code, done["error"], self.message_id))
+            return message, frames
+
+        message, frames = await database_sync_to_async(save)()
+        await realtime.publish(self.group, *frames)
         await generation_observed(message=message)
 
 
@@ -324,20 +316,3 @@ def generation_start(
     _RUNNING[message_id] = task
     task.add_done_callback(lambda _: _RUNNING.pop(message_id, None))
     return task
-
-
-def generation_task(message_id: int) -> asyncio.Task[None] | None:
-    """The running task of an answer in this process, if any (for tests and shutdown)."""
-    return _RUNNING.get(message_id)
-
-
-async def generation_request_stop(*, conversation_uuid: Any, message_id: int | None = None) -> None:
-    await get_channel_layer().group_send(
-        control_group(conversation_uuid), {"type": "generation.stop", "message": message_id}
-    )
-
-
-async def generation_request_sync(*, conversation_uuid: Any, reply_to: str) -> None:
-    await get_channel_layer().group_send(
-        control_group(conversation_uuid), {"type": "generation.sync", "reply_to": reply_to}
-    )

@@ -7,6 +7,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from models_registry.models import LLMModel
+from multillm.user_text import validate_storable_json
 
 
 class Conversation(models.Model):
@@ -22,9 +23,16 @@ class Conversation(models.Model):
     temperature = models.FloatField(null=True, blank=True)
     max_tokens = models.PositiveIntegerField(null=True, blank=True)
     selected_models = models.JSONField(
-        default=list, blank=True, help_text="Model ids picked in the composer (several for side by side)."
+        default=list,
+        blank=True,
+        help_text="Model ids picked in the composer (several for side by side).",
+        validators=[validate_storable_json],
     )
     blind = models.BooleanField(default=False, help_text="Side-by-side model names hidden until a vote.")
+    sources = models.ManyToManyField(
+        "ingestion.Source", blank=True, related_name="conversations",
+        help_text="Sources attached to this conversation: its answers are grounded in them.",
+    )  # fmt: skip
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -82,7 +90,12 @@ class Message(models.Model):
     completion_tokens = models.PositiveIntegerField(null=True, blank=True)
     first_token_ms = models.PositiveIntegerField(null=True, blank=True)
     latency_ms = models.PositiveIntegerField(null=True, blank=True)
-    citations = models.JSONField(default=list, blank=True, help_text="Passages of sources given to the model.")
+    citations = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Passages of sources given to the model.",
+        validators=[validate_storable_json],
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -137,7 +150,9 @@ class Vote(models.Model):
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="votes")
     prompt = models.OneToOneField(Message, null=True, on_delete=models.SET_NULL, related_name="vote")
     winner = models.ForeignKey(Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    contenders = models.JSONField(default=list, help_text="Model ids of the compared answers, by column.")
+    contenders = models.JSONField(
+        default=list, help_text="Model ids of the compared answers, by column.", validators=[validate_storable_json]
+    )
     winner_model = models.CharField(max_length=300, blank=True, help_text="Empty for a tie.")
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -8,9 +8,12 @@ database (`QuotaCounter`). Windows are fixed: the current minute, the current UT
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import weakref
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,6 +23,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 
 from chat.models import QuotaCounter, UserLimits
+
+logger = logging.getLogger(__name__)
 
 # A generation that never released its slot (a crashed process) stops counting after this.
 CONCURRENCY_TTL = timedelta(minutes=15)
@@ -41,6 +46,10 @@ class QuotaExceeded(Exception):
         self.code = code
         self.detail = detail
         self.retry_after = retry_after
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number:,} {noun}{'' if number == 1 else 's'}"
 
 
 def limits_for_user(user_id: int) -> Limits:
@@ -203,7 +212,7 @@ async def quota_start(*, user_id: int, prompt_chars: int) -> QuotaTicket:
     if limits.max_prompt_chars and prompt_chars > limits.max_prompt_chars:
         raise QuotaExceeded(
             "prompt_too_large",
-            f"The prompt has {prompt_chars:,} characters; your limit is {limits.max_prompt_chars:,}.",
+            f"The prompt has {_count(prompt_chars, 'character')}; your limit is {limits.max_prompt_chars:,}.",
         )
     if not (limits.requests_per_minute or limits.tokens_per_day or limits.concurrent_generations):
         return QuotaTicket(user_id=user_id, holds_slot=False)  # nothing to count
@@ -213,19 +222,19 @@ async def quota_start(*, user_id: int, prompt_chars: int) -> QuotaTicket:
     if limits.requests_per_minute and count > limits.requests_per_minute:
         exceeded = QuotaExceeded(
             "rate_limited",
-            f"You may send {limits.requests_per_minute} requests a minute. Try again in {to_next_minute} s.",
+            f"You may send {_count(limits.requests_per_minute, 'request')} a minute. Try again in {to_next_minute} s.",
             retry_after=to_next_minute,
         )
     elif limits.tokens_per_day and used >= limits.tokens_per_day:
         exceeded = QuotaExceeded(
             "token_quota_exceeded",
-            f"You have used your {limits.tokens_per_day:,} tokens for today. The quota resets at 00:00 UTC.",
+            f"You have used your {_count(limits.tokens_per_day, 'token')} for today. The quota resets at 00:00 UTC.",
             retry_after=to_next_day,
         )
     elif limits.concurrent_generations and running > limits.concurrent_generations:
         exceeded = QuotaExceeded(
             "too_many_generations",
-            f"You may run {limits.concurrent_generations} answers at once. Wait for one to finish.",
+            f"You may run {_count(limits.concurrent_generations, 'answer')} at once. Wait for one to finish.",
             retry_after=1,
         )
     if exceeded is not None:
@@ -233,3 +242,32 @@ async def quota_start(*, user_id: int, prompt_chars: int) -> QuotaTicket:
         raise exceeded
     holds_slot = True
     return QuotaTicket(user_id=user_id, holds_slot=holds_slot)
+
+
+@dataclass
+class QuotaHold:
+    """Tickets held for a turn's answers. Those still held when the `quota_hold` block ends
+    are given back; `hand_over` passes them to whoever finishes them (the generations)."""
+
+    tickets: list[QuotaTicket] = field(default_factory=list)
+
+    def hand_over(self) -> list[QuotaTicket]:
+        tickets, self.tickets = self.tickets, []
+        return tickets
+
+
+@asynccontextmanager
+async def quota_hold(*, user_id: int, count: int = 1, prompt_chars: int) -> AsyncIterator[QuotaHold]:
+    """`count` tickets, all or none (QuotaExceeded, with none held), given back on every way
+    out of the block (an error, a refusal, a cancellation) unless handed over within it."""
+    hold = QuotaHold()
+    try:
+        for _ in range(count):
+            hold.tickets.append(await quota_start(user_id=user_id, prompt_chars=prompt_chars))
+        yield hold
+    finally:
+        for ticket in hold.hand_over():
+            try:
+                await ticket.finish(tokens=0)
+            except Exception:  # the counters' store is away: the slot expires with CONCURRENCY_TTL
+                logger.warning("could not give back a quota ticket of user %s", user_id, exc_info=True)

@@ -19,15 +19,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from chat.models import Conversation, Message
+from chat.presets import MAX_TOKENS_RANGE, SYSTEM_PROMPT_MAX_CHARS, TEMPERATURE_RANGE
 from chat.rendering import markdown_to_safe_html
-from chat.selectors import active_path, error_without_model
-from chat.services import (
-    MAX_TOKENS_RANGE,
-    SYSTEM_PROMPT_MAX_CHARS,
-    TEMPERATURE_RANGE,
-    TITLE_MAX_LENGTH,
-)
+from chat.services import TITLE_MAX_LENGTH
+from chat.tree import active_path, error_without_model
 from models_registry.models import LLMModel
+from multillm.user_text import UserTextError, json_clean, line_clean, text_clean, utf8_decode
 
 FORMAT = "multi-llm-chat/conversation"
 VERSION = 1
@@ -207,11 +204,23 @@ def _optional_count(where: str, value: Any) -> int | None:
 def _text(where: str, value: Any, limit: int, *, optional: bool = True) -> str:
     if value is None and optional:
         return ""
-    if not isinstance(value, str):
-        raise _fail(where, "must be text.")
-    if len(value) > limit:
-        raise _fail(where, f"is longer than {limit:,} characters.")
-    return value
+    try:
+        return text_clean(value, label=where, max_chars=limit)
+    except UserTextError as exc:
+        raise _fail(
+            where, "must be text." if exc.code == "not_text" else f"is longer than {limit:,} characters."
+        ) from None
+
+
+def _line(where: str, value: Any, limit: int) -> str:
+    if value is None:
+        return ""
+    try:
+        return line_clean(value, label=where, max_chars=limit, required=False)
+    except UserTextError as exc:
+        raise _fail(
+            where, "must be text." if exc.code == "not_text" else f"is longer than {limit:,} characters."
+        ) from None
 
 
 def _check_keys(where: str, data: dict[str, Any], allowed: set[str]) -> None:
@@ -224,7 +233,7 @@ def _parse_conversation(data: Any) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise _fail("conversation", "must be an object.")
     _check_keys("conversation", data, CONVERSATION_FIELDS)
-    title = " ".join(_text("conversation.title", data.get("title"), TITLE_MAX_LENGTH).split()) or "Imported chat"
+    title = _line("conversation.title", data.get("title"), TITLE_MAX_LENGTH) or "Imported chat"
     temperature = data.get("temperature")
     low, high = TEMPERATURE_RANGE
     if temperature is not None and (
@@ -245,6 +254,7 @@ def _parse_conversation(data: Any) -> dict[str, Any]:
     selected = data.get("selected_models", [])
     if not isinstance(selected, list) or len(selected) > 16 or not all(isinstance(m, str) for m in selected):
         raise _fail("conversation.selected_models", "must be a list of model ids (text), at most 16.")
+    selected = [_line(f"conversation.selected_models[{i}]", m, 300) for i, m in enumerate(selected)]
     blind = data.get("blind", False)
     if not isinstance(blind, bool):
         raise _fail("conversation.blind", "must be true or false.")
@@ -308,15 +318,15 @@ def _parse_message(index: int, data: Any, seen: dict[int, str]) -> _Row:
             "column": column,
             "is_current": is_current,
             "content": content,
-            "model_label": _text(f"{where}.model", data.get("model"), 300),
+            "model_label": _line(f"{where}.model", data.get("model"), 300),
             "status": status,
-            "error_code": _text(f"{where}.error_code", data.get("error_code"), 50),
+            "error_code": _line(f"{where}.error_code", data.get("error_code"), 50),
             "error": _text(f"{where}.error", data.get("error"), 10_000),
             "prompt_tokens": _optional_count(f"{where}.prompt_tokens", data.get("prompt_tokens")),
             "completion_tokens": _optional_count(f"{where}.completion_tokens", data.get("completion_tokens")),
             "first_token_ms": _optional_count(f"{where}.first_token_ms", data.get("first_token_ms")),
             "latency_ms": _optional_count(f"{where}.latency_ms", data.get("latency_ms")),
-            "citations": citations,
+            "citations": json_clean(citations),
         },
     )
 
@@ -326,11 +336,11 @@ def conversation_import_parse(raw: bytes) -> tuple[dict[str, Any], list[_Row]]:
     if len(raw) > IMPORT_MAX_BYTES:
         raise ConversationImportError(f"The file is larger than {IMPORT_MAX_BYTES // (1024 * 1024)} MB.")
     try:
-        data = json.loads(raw.decode("utf-8-sig"))
-    except UnicodeDecodeError:
-        raise ConversationImportError(
-            "The file is not UTF-8 text: choose a JSON file exported from Multi-LLM Chat."
-        ) from None
+        data = json.loads(utf8_decode(raw, label="The file"))
+    except UserTextError as exc:
+        raise ConversationImportError(f"{exc.detail} Choose a JSON file exported from Multi-LLM Chat.") from None
+    except RecursionError:
+        raise ConversationImportError("The file nests its values too deeply to be an export of this app.") from None
     except json.JSONDecodeError as exc:
         raise ConversationImportError(
             f"The file is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})."

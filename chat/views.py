@@ -5,39 +5,36 @@ import uuid
 
 from django.conf import settings
 from django.contrib import messages as flash
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
+from django.http import Http404, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
+from chat import realtime
 from chat.api_keys import api_key_create, api_key_get_for_user, api_key_revoke
+from chat.exchanges import MAX_SIDE_BY_SIDE
 from chat.models import ApiKey, Conversation
-from chat.selectors import (
-    SEARCH_LIMIT,
-    UsageRow,
-    conversation_get_for_user,
-    conversation_turns,
-    conversations_search,
-    model_leaderboard,
-    preset_get_for_user,
-    presets_for_user,
-    sidebar_for_user,
-    usage_for_everyone,
-    usage_for_user,
-)
-from chat.services import (
-    MAX_SIDE_BY_SIDE,
-    ChatError,
+from chat.presets import (
     ModelSettings,
-    conversation_create,
-    conversation_delete,
-    conversation_rename,
-    conversation_set_pinned,
     conversation_settings_update,
     model_settings_parse,
     preset_apply,
     preset_create,
     preset_delete,
+    preset_get_for_user,
+    presets_for_user,
+)
+from chat.search import SEARCH_LIMIT, conversations_search
+from chat.selectors import conversation_get_for_user, sidebar_for_user, sources_for_conversation
+from chat.services import (
+    ChatError,
+    conversation_create,
+    conversation_delete,
+    conversation_rename,
+    conversation_set_pinned,
+    conversation_source_attach_file,
+    conversation_source_attach_url,
+    conversation_source_detach,
 )
 from chat.transfer import (
     IMPORT_MAX_BYTES,
@@ -46,10 +43,13 @@ from chat.transfer import (
     conversation_export_markdown,
     conversation_import,
 )
-from ingestion.selectors import source_get_for_user, sources_for_conversation
-from ingestion.services import SourceError, source_as_frame, source_attach_file, source_attach_url, source_remove
+from chat.tree import conversation_turns
+from chat.usage import UsageRow, model_leaderboard, usage_for_everyone, usage_for_user
+from ingestion.selectors import source_get_for_user
+from ingestion.services import SourceError
 from ingestion.uploads import upload_too_large_message, upload_was_refused
 from models_registry.selectors import models_usable_by
+from multillm.authenticated import AuthenticatedHttpRequest as HttpRequest
 
 
 def _chat_page(request: HttpRequest, conversation: Conversation | None) -> HttpResponse:
@@ -65,11 +65,11 @@ def _chat_page(request: HttpRequest, conversation: Conversation | None) -> HttpR
     context = {
         "conversation": conversation,
         "current": conversation.uuid if conversation else None,
-        "sidebar": sidebar_for_user(user=request.user),  # type: ignore[arg-type]
+        "sidebar": sidebar_for_user(user=request.user),
         "query": query,
-        "hits": conversations_search(user=request.user, query=query, limit=SEARCH_LIMIT) if query else None,  # type: ignore[arg-type]
+        "hits": conversations_search(user=request.user, query=query, limit=SEARCH_LIMIT) if query else None,
         "search_limit": SEARCH_LIMIT,
-        "presets": list(presets_for_user(user=request.user)),  # type: ignore[arg-type]
+        "presets": list(presets_for_user(user=request.user)),
         "notices": flash.get_messages(request),
         "page": conversation_turns(conversation=conversation) if conversation else None,
         "models": models,
@@ -108,14 +108,14 @@ def conversation_turns_view(request: HttpRequest, conversation_uuid: uuid.UUID) 
 
 @require_GET
 def leaderboard(request: HttpRequest) -> HttpResponse:
-    standings = model_leaderboard(user=request.user)  # type: ignore[arg-type]
+    standings = model_leaderboard(user=request.user)
     return render(request, "chat/leaderboard.html", {"standings": standings})
 
 
 @require_POST
 def conversation_new(request: HttpRequest) -> JsonResponse:
     """Create an empty conversation for the page's first message; answers with its id and URL."""
-    conversation = conversation_create(owner=request.user)  # type: ignore[arg-type]
+    conversation = conversation_create(owner=request.user)
     return JsonResponse(
         {"id": str(conversation.uuid), "url": conversation.get_absolute_url(), "title": conversation.title},
         status=201,
@@ -126,7 +126,7 @@ def api_keys(request: HttpRequest) -> HttpResponse:
     """List, and on POST create, the user's API keys; a new key is shown only in this response."""
     context: dict[str, object] = {}
     if request.method == "POST":
-        key, raw_key = api_key_create(user=request.user, name=request.POST.get("name", ""))  # type: ignore[arg-type]
+        key, raw_key = api_key_create(user=request.user, name=request.POST.get("name", ""))
         context = {"new_key": raw_key, "new_key_name": key.name}
     context["keys"] = ApiKey.objects.filter(user_id=request.user.pk or 0)
     response = render(request, "chat/api_keys.html", context)
@@ -136,7 +136,7 @@ def api_keys(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 def api_key_revoke_view(request: HttpRequest, key_uuid: uuid.UUID) -> HttpResponse:
-    api_key_revoke(key=api_key_get_for_user(user=request.user, key_uuid=key_uuid))  # type: ignore[arg-type]
+    api_key_revoke(key=api_key_get_for_user(user=request.user, key_uuid=key_uuid))
     return redirect("chat:api_keys")
 
 
@@ -149,17 +149,19 @@ def source_attach(request: HttpRequest, conversation_uuid: uuid.UUID) -> JsonRes
         return JsonResponse({"error": {"code": "too_large", "detail": upload_too_large_message()}}, status=413)
     try:
         if upload is not None:
-            source = source_attach_file(owner=request.user, conversation=conversation, upload=upload)  # type: ignore[arg-type]
+            source = conversation_source_attach_file(owner=request.user, conversation=conversation, upload=upload)
         else:
-            source = source_attach_url(owner=request.user, conversation=conversation, url=request.POST.get("url", ""))  # type: ignore[arg-type]
+            source = conversation_source_attach_url(
+                owner=request.user, conversation=conversation, url=request.POST.get("url", "")
+            )
     except SourceError as exc:
         return JsonResponse({"error": {"code": exc.code, "detail": exc.detail}}, status=400)
-    return JsonResponse({"source": source_as_frame(source)}, status=201)
+    return JsonResponse({"source": realtime.source_payload(source)}, status=201)
 
 
 @require_POST
 def source_detach(request: HttpRequest, source_uuid: uuid.UUID) -> HttpResponse:
-    source_remove(source=source_get_for_user(user=request.user, source_uuid=source_uuid))
+    conversation_source_detach(source=source_get_for_user(user=request.user, source_uuid=source_uuid))
     return HttpResponse(status=204)
 
 
@@ -200,10 +202,10 @@ def sidebar(request: HttpRequest) -> HttpResponse:
         "search_limit": SEARCH_LIMIT,
     }
     if query:
-        context["hits"] = conversations_search(user=request.user, query=query, limit=SEARCH_LIMIT)  # type: ignore[arg-type]
+        context["hits"] = conversations_search(user=request.user, query=query, limit=SEARCH_LIMIT)
         return render(request, "chat/_search_results.html", context)
     page = _page_number(request.GET.get("page", "1"))
-    context["sidebar"] = sidebar_for_user(user=request.user, page=page)  # type: ignore[arg-type]
+    context["sidebar"] = sidebar_for_user(user=request.user, page=page)
     context["first_page"] = page == 1
     return render(request, "chat/_sidebar.html", context)
 
@@ -245,7 +247,7 @@ def conversation_delete_view(request: HttpRequest, conversation_uuid: uuid.UUID)
 def _settings_target(request: HttpRequest, conversation_uuid: uuid.UUID | None) -> Conversation:
     """The conversation to change; settings chosen before the first message make a new one."""
     if conversation_uuid is None:
-        return conversation_create(owner=request.user)  # type: ignore[arg-type]
+        return conversation_create(owner=request.user)
     return conversation_get_for_user(user=request.user, conversation_uuid=conversation_uuid)
 
 
@@ -279,7 +281,7 @@ def preset_save_view(request: HttpRequest) -> HttpResponse:
     conversation = conversation_get_for_user(user=request.user, conversation_uuid=raw_uuid) if raw_uuid else None
     try:
         preset = preset_create(
-            owner=request.user,  # type: ignore[arg-type]
+            owner=request.user,
             name=request.POST.get("preset_name", ""),
             model_settings=_posted_settings(request),
             shared=request.POST.get("shared") == "on",
@@ -305,7 +307,7 @@ def preset_delete_view(request: HttpRequest) -> HttpResponse:
     raw_uuid = request.POST.get("conversation", "")
     conversation = conversation_get_for_user(user=request.user, conversation_uuid=raw_uuid) if raw_uuid else None
     try:
-        preset_delete(preset=preset, user=request.user)  # type: ignore[arg-type]
+        preset_delete(preset=preset, user=request.user)
     except ChatError as exc:
         return _error(request, exc, conversation)
     flash.success(request, f"Preset “{preset.name}” deleted.")
@@ -352,7 +354,7 @@ def conversation_import_view(request: HttpRequest) -> HttpResponse:
             raise ConversationImportError("Choose a JSON file exported from Multi-LLM Chat.")
         if upload.size is not None and upload.size > IMPORT_MAX_BYTES:
             raise ConversationImportError(f"The file is larger than {IMPORT_MAX_BYTES // (1024 * 1024)} MB.")
-        conversation = conversation_import(owner=request.user, raw=upload.read(IMPORT_MAX_BYTES + 1))  # type: ignore[arg-type]
+        conversation = conversation_import(owner=request.user, raw=upload.read(IMPORT_MAX_BYTES + 1))
     except ConversationImportError as exc:
         flash.error(request, f"Could not import {upload.name if upload else 'the file'}: {exc.detail}")
         return redirect("chat:home")
@@ -390,7 +392,7 @@ def csv_safe(value: str) -> str:
 
 @require_GET
 def usage(request: HttpRequest) -> HttpResponse:
-    rows = usage_for_user(user=request.user)  # type: ignore[arg-type]
+    rows = usage_for_user(user=request.user)
     if request.GET.get("format") == "csv":
         return _usage_csv(rows, per_day=True, name="usage.csv")
     return render(request, "chat/usage.html", {"rows": rows, "everyone": False, "totals": _totals(rows)})

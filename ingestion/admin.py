@@ -10,10 +10,10 @@ from ingestion.services import document_delete, source_reingest
 
 @admin.register(Source)
 class SourceAdmin(admin.ModelAdmin):
-    list_display = ["__str__", "owner", "conversation", "status", "error", "document", "created_at"]
+    list_display = ["__str__", "owner", "status", "error", "document", "created_at"]
     list_filter = ["status"]
     search_fields = ["url", "file_name", "owner__username"]
-    readonly_fields = ["uuid", "owner", "conversation", "document", "created_at", "updated_at"]
+    readonly_fields = ["uuid", "owner", "document", "created_at", "updated_at"]
     actions = ["reingest"]
 
     @admin.action(description="Ingest the selected sources again (fetch anew)")

@@ -1,6 +1,6 @@
-"""Sources (a user's attachment of a URL or file to a conversation) and the documents and
-chunks behind them. Documents are shared: the same bytes, attached by anyone, are
-extracted, chunked and embedded once."""
+"""Sources (a user's URL or uploaded file) and the documents and chunks behind them.
+Documents are shared: the same bytes, added by anyone, are extracted, chunked and embedded
+once. Where a source is used (a conversation, say) is recorded by the app that uses it."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import uuid
 
 from django.conf import settings
 from django.db import models
+
+from multillm.user_text import validate_storable_json
 
 
 class Document(models.Model):
@@ -37,7 +39,7 @@ class Chunk(models.Model):
     document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="chunks")
     index = models.PositiveIntegerField()
     text = models.TextField()
-    heading_path = models.JSONField(default=list, blank=True)
+    heading_path = models.JSONField(default=list, blank=True, validators=[validate_storable_json])
     page = models.PositiveIntegerField(null=True, blank=True)
     row_start = models.PositiveIntegerField(null=True, blank=True)
     row_end = models.PositiveIntegerField(null=True, blank=True)
@@ -77,9 +79,6 @@ class Source(models.Model):
 
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="sources")
-    conversation = models.ForeignKey(
-        "chat.Conversation", null=True, blank=True, on_delete=models.CASCADE, related_name="sources"
-    )
     url = models.URLField(max_length=2000, blank=True)
     file_name = models.CharField(max_length=255, blank=True)
     document = models.ForeignKey(Document, null=True, blank=True, on_delete=models.SET_NULL, related_name="sources")

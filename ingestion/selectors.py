@@ -1,4 +1,4 @@
-"""Reads for sources, and the grounding of an answer in a conversation's sources."""
+"""Reads for sources, and the grounding of an answer in a set of sources."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def source_get_for_user(*, user: User | AnonymousUser, source_uuid: uuid.UUID | 
     if not user.is_authenticated:
         raise Http404("No such source.")
     try:
-        return Source.objects.select_related("document", "conversation").get(uuid=source_uuid, owner_id=user.pk)
+        return Source.objects.select_related("document").get(uuid=source_uuid, owner_id=user.pk)
     except (Source.DoesNotExist, ValidationError, ValueError, TypeError):  # a malformed id is no id
         raise Http404("No such source.") from None
 
@@ -84,11 +84,7 @@ def sources_of_user(*, user: User | AnonymousUser) -> QuerySet[Source]:
     """The user's sources, newest first."""
     if not user.is_authenticated:
         return Source.objects.none()
-    return Source.objects.filter(owner_id=user.pk).select_related("document", "conversation").order_by("-created_at")
-
-
-def sources_for_conversation(*, conversation_id: int) -> QuerySet[Source]:
-    return Source.objects.filter(conversation_id=conversation_id).select_related("document", "conversation")
+    return Source.objects.filter(owner_id=user.pk).select_related("document").order_by("-created_at")
 
 
 def grounding_for(*, sources: list[Source], history: list[ChatMessage], context_length: int | None) -> Grounding:

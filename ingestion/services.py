@@ -1,5 +1,10 @@
-"""Writes for sources: attaching them, and the ingestion pipeline
-(fetch → extract → chunk → embed → store) that a Celery task or the web process runs."""
+"""Writes for sources: making them from a URL or an upload, and the ingestion pipeline
+(fetch → extract → chunk → embed → store) that a Celery task or the web process runs.
+
+Ingestion knows nothing of where sources are used (chat attaches them to conversations).
+Progress goes to a reporter, a callable given each status change; the default one sends
+`ingestion.signals.source_status_changed`, which the chat app relays to the owner's sockets.
+"""
 
 from __future__ import annotations
 
@@ -10,27 +15,27 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
+from celery import current_app
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.files.uploadedfile import UploadedFile
 from django.db import DatabaseError, InterfaceError, OperationalError, close_old_connections, connection, transaction
 
-from chat.models import Conversation
 from ingestion.chunker import chunk_document, embedding_text
 from ingestion.embedder import local_embedder
 from ingestion.extractors import ExtractionError, extract
 from ingestion.fetcher import FetchError, SafeFetcher, sniff_content_type
 from ingestion.models import Chunk, Document, FetchedUrl, Source
+from ingestion.signals import source_status_changed
 from ingestion.vectorstore import VectorStoreUnavailable, vector_store
 
 logger = logging.getLogger(__name__)
 
 EMBED_BATCH = 64
-MAX_SOURCES_PER_CONVERSATION = 20
+# The Celery task that runs `source_ingest` (ingestion.tasks.ingest_source).
+INGEST_TASK = "ingestion.tasks.ingest_source"
+URL_MAX_LENGTH = 2000
 
 # In the embedded mode the web process owns the vector store and runs ingestion itself,
 # one source at a time, off the event loop.
@@ -48,59 +53,44 @@ class TransientIngestionError(Exception):
     """Worth retrying later (a timeout, a 5xx, the vector store briefly away)."""
 
 
-def user_group(user_id: int) -> str:
-    return f"user.{user_id}"
+SourceReporter = Callable[[Source], None]
 
 
-def source_as_frame(source: Source) -> dict[str, Any]:
-    document = source.document
-    return {
-        "id": str(source.uuid),
-        "conversation": str(source.conversation.uuid) if source.conversation_id and source.conversation else None,
-        "url": source.url,
-        "file_name": source.file_name,
-        "title": source.name,
-        "status": source.status,
-        "error": source.error,
-        "size_bytes": document.size_bytes if document else None,
-        "chunk_count": document.chunk_count if document else None,
-    }
-
-
-def _publish(source: Source) -> None:
-    layer = get_channel_layer()
-    if layer is None:
-        return
-    frame = {"type": "source.status", "source": source_as_frame(source)}
+def source_status_announce(source: Source) -> None:
+    """The default reporter: whoever listens hears of the change (never fails the ingestion)."""
     try:
-        async_to_sync(layer.group_send)(user_group(source.owner_id), {"type": "chat.event", "frame": frame})
-    except Exception:  # progress is a courtesy: never fail the ingestion for it
-        logger.warning("could not publish the status of source %s", source.pk, exc_info=True)
+        source_status_changed.send(sender=Source, source=source)
+    except Exception:  # progress is a courtesy
+        logger.warning("could not announce the status of source %s", source.pk, exc_info=True)
 
 
-def _set_status(source: Source, status: str, error: str = "") -> None:
+def _set_status(source: Source, status: str, reporter: SourceReporter, error: str = "") -> None:
     source.status = status
     source.error = error
     source.save(update_fields=["status", "error", "document", "updated_at"])
-    _publish(source)
-    if callback := getattr(source, "on_status", None):
-        callback(status)
+    reporter(source)
 
 
-def source_attach_url(*, owner: User, conversation: Conversation | None, url: str) -> Source:
-    url = url.strip()
-    if not url.lower().startswith(("http://", "https://")) or len(url) > 2000:
+def source_url_clean(url: object) -> str:
+    """A web address as sources keep it, or SourceError. Control, format and space characters
+    have no place in one (they would be cut, or escaped into another address): refused, not repaired."""
+    url = url.strip() if isinstance(url, str) else ""
+    if (
+        not url.lower().startswith(("http://", "https://"))
+        or len(url) > URL_MAX_LENGTH
+        or not all(ch.isprintable() and not ch.isspace() for ch in url)
+    ):
         raise SourceError("bad_url", "Give a web address that starts with http:// or https://.")
-    if conversation is not None:
-        if conversation.sources.count() >= MAX_SOURCES_PER_CONVERSATION:
-            raise SourceError(
-                "too_many_sources", f"A conversation holds at most {MAX_SOURCES_PER_CONVERSATION} sources."
-            )
-        existing = conversation.sources.filter(url=url).first()
-        if existing is not None and existing.status != Source.Status.FAILED:
-            return existing
-    source = Source.objects.create(owner=owner, conversation=conversation, url=url)
-    transaction.on_commit(lambda: ingestion_enqueue(source_id=source.pk))
+    return url
+
+
+def source_create_from_url(*, owner: User, url: str, queue: bool = True) -> Source:
+    """A new source of `owner` for a web address, queued for ingestion once the transaction
+    commits (unless `queue` is false: the caller runs `source_ingest` itself)."""
+    url = source_url_clean(url)
+    source = Source.objects.create(owner=owner, url=url)
+    if queue:
+        transaction.on_commit(lambda: ingestion_enqueue(source_id=source.pk))
     return source
 
 
@@ -119,16 +109,15 @@ def clean_file_name(name: str) -> str:
     return name[:255] or "upload"
 
 
-def source_attach_file(*, owner: User, conversation: Conversation, upload: UploadedFile) -> Source:
-    """Keep an uploaded file (PDF, CSV, text, Markdown, HTML) and queue its ingestion."""
+def source_create_from_upload(*, owner: User, upload: UploadedFile, queue: bool = True) -> Source:
+    """Keep an uploaded file (PDF, CSV, text, Markdown, HTML) as a new source of `owner` and
+    queue its ingestion once the transaction commits (unless `queue` is false)."""
     name = clean_file_name(upload.name or "")
     if Path(name).suffix.lower() not in UPLOAD_SUFFIXES:
         raise SourceError("unsupported_type", "Upload a PDF, CSV, text, Markdown or HTML file.")
     limit = settings.FETCH_MAX_BYTES
     if upload.size is not None and upload.size > limit:
         raise SourceError("too_large", f"The file is larger than {limit // (1024 * 1024)} MB.")
-    if conversation.sources.count() >= MAX_SOURCES_PER_CONVERSATION:
-        raise SourceError("too_many_sources", f"A conversation holds at most {MAX_SOURCES_PER_CONVERSATION} sources.")
     body = bytearray()
     for piece in upload.chunks():
         body += piece
@@ -138,17 +127,13 @@ def source_attach_file(*, owner: User, conversation: Conversation, upload: Uploa
         raise SourceError("empty", "The file is empty.")
     if sniff_content_type(bytes(body), declared=upload.content_type or "", name=name) is None:
         raise SourceError("unsupported_type", "That file is not a PDF, CSV, text, Markdown or HTML file.")
-    source = Source.objects.create(owner=owner, conversation=conversation, file_name=name)
+    source = Source.objects.create(owner=owner, file_name=name)
     path = upload_path(source)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(bytes(body))
-    transaction.on_commit(lambda: ingestion_enqueue(source_id=source.pk))
+    if queue:
+        transaction.on_commit(lambda: ingestion_enqueue(source_id=source.pk))
     return source
-
-
-def source_remove(*, source: Source) -> None:
-    """Detach a source from its conversation; its document stays for others who use it."""
-    source.delete()
 
 
 def source_reingest(*, source: Source) -> None:
@@ -181,12 +166,12 @@ def _lower_priority() -> None:
 
 
 def ingestion_enqueue(*, source_id: int) -> None:
-    from ingestion.tasks import ingest_source
-
+    """Ingest the source in this process (embedded mode) or queue the Celery task, by its name:
+    the task module imports this one, not the other way round."""
     if settings.INGESTION_IN_PROCESS:
         _IN_PROCESS.submit(_run_in_process, source_id)
     else:
-        ingest_source.delay(source_id)
+        current_app.send_task(INGEST_TASK, args=[source_id])
 
 
 def _run_in_process(source_id: int) -> None:
@@ -205,9 +190,10 @@ def source_ingest(
     source_id: int,
     final_attempt: bool = True,
     fetcher: SafeFetcher | None = None,
-    on_status: Callable[[str], None] | None = None,
+    reporter: SourceReporter = source_status_announce,
 ) -> None:
-    """Run the whole pipeline for one source. Idempotent: a re-run finds the work done.
+    """Run the whole pipeline for one source, telling `reporter` of every status change.
+    Idempotent: a re-run finds the work done.
 
     Transient failures raise TransientIngestionError unless this is the final attempt,
     in which case the source fails with the reason.
@@ -215,7 +201,7 @@ def source_ingest(
     connection is dropped so that the retry gets a fresh one.
     """
     try:
-        _source_ingest(source_id, final_attempt, fetcher, on_status)
+        _source_ingest(source_id, final_attempt, fetcher or SafeFetcher(), reporter)
     except (OperationalError, InterfaceError) as exc:
         logger.warning("ingestion of source %s lost the database: %s", source_id, exc)
         connection.close()
@@ -224,33 +210,31 @@ def source_ingest(
         try:
             source = Source.objects.get(pk=source_id)
             if source.status != Source.Status.READY:
-                _set_status(source, Source.Status.FAILED, "The database was unavailable during ingestion; try again.")
+                _set_status(source, Source.Status.FAILED, reporter,
+                            "The database was unavailable during ingestion; try again.")  # fmt: skip
         except DatabaseError:
             logger.exception("could not mark source %s failed", source_id)
             connection.close()
 
 
-def _source_ingest(
-    source_id: int, final_attempt: bool, fetcher: SafeFetcher | None, on_status: Callable[[str], None] | None
-) -> None:
-    source = Source.objects.select_related("document", "conversation").filter(pk=source_id).first()
+def _source_ingest(source_id: int, final_attempt: bool, fetcher: SafeFetcher, reporter: SourceReporter) -> None:
+    source = Source.objects.select_related("document").filter(pk=source_id).first()
     if source is None or source.status == Source.Status.READY:
         return
-    source.on_status = on_status  # type: ignore[attr-defined]
     try:
-        _ingest(source, fetcher or SafeFetcher())
+        _ingest(source, fetcher, reporter)
     except (FetchError, ExtractionError) as exc:
         transient = isinstance(exc, FetchError) and not exc.permanent
         if transient and not final_attempt:
             raise TransientIngestionError(exc.message) from exc
-        _set_status(source, Source.Status.FAILED, exc.message)
+        _set_status(source, Source.Status.FAILED, reporter, exc.message)
     except VectorStoreUnavailable as exc:
         if not final_attempt:
             raise TransientIngestionError(str(exc)) from exc
-        _set_status(source, Source.Status.FAILED, "The vector store is unavailable; try again later.")
+        _set_status(source, Source.Status.FAILED, reporter, "The vector store is unavailable; try again later.")
 
 
-def _ingest_upload(source: Source) -> None:
+def _ingest_upload(source: Source, reporter: SourceReporter) -> None:
     path = upload_path(source)
     if not path.exists():
         raise ExtractionError("The uploaded file is gone; upload it again.")
@@ -263,16 +247,22 @@ def _ingest_upload(source: Source) -> None:
     )
     source.document = document
     if document.status != Document.Status.READY:
-        document_build(document=document, body=body, content_type=content_type, charset="",
-                       source_name=source.file_name, on_stage=lambda stage: _set_status(source, stage))  # fmt: skip
-    _set_status(source, Source.Status.READY)
+        document_build(
+            document=document,
+            body=body,
+            content_type=content_type,
+            charset="",
+            source_name=source.file_name,
+            on_stage=lambda stage: _set_status(source, stage, reporter),
+        )
+    _set_status(source, Source.Status.READY, reporter)
 
 
-def _ingest(source: Source, fetcher: SafeFetcher) -> None:
+def _ingest(source: Source, fetcher: SafeFetcher, reporter: SourceReporter) -> None:
     if not source.url:
-        _ingest_upload(source)
+        _ingest_upload(source, reporter)
         return
-    _set_status(source, Source.Status.FETCHING)
+    _set_status(source, Source.Status.FETCHING, reporter)
     cached = FetchedUrl.objects.select_related("document").filter(url=source.url).first()
     known = cached.document if cached and cached.document and cached.document.status == Document.Status.READY else None
     result = fetcher.fetch(
@@ -282,7 +272,7 @@ def _ingest(source: Source, fetcher: SafeFetcher) -> None:
     )
     if result.not_modified and known is not None:
         source.document = known
-        _set_status(source, Source.Status.READY)
+        _set_status(source, Source.Status.READY, reporter)
         return
     content_hash = hashlib.sha256(result.body).hexdigest()
     document, _ = Document.objects.get_or_create(
@@ -300,9 +290,9 @@ def _ingest(source: Source, fetcher: SafeFetcher) -> None:
             content_type=result.content_type,
             charset=result.charset,
             source_name=result.url,
-            on_stage=lambda stage: _set_status(source, stage),
+            on_stage=lambda stage: _set_status(source, stage, reporter),
         )
-    _set_status(source, Source.Status.READY)
+    _set_status(source, Source.Status.READY, reporter)
 
 
 def document_build(

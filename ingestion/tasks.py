@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from ingestion.services import TransientIngestionError, source_ingest
+from ingestion.services import INGEST_TASK, TransientIngestionError, source_ingest
 
 MAX_RETRIES = 4
 
 
 @shared_task(
+    name=INGEST_TASK,
     bind=True,
     acks_late=True,
     reject_on_worker_lost=True,

@@ -7,6 +7,8 @@ from django.db.models import Q, QuerySet
 
 from models_registry.models import LLMModel
 
+MODEL_ID_MAX_LENGTH = 500
+
 
 def models_usable_by(*, user: User | AnonymousUser, capability: str = "chat") -> QuerySet[LLMModel]:
     """Models the user may use: enabled, seen at the last sync, of an enabled provider, and
@@ -24,6 +26,8 @@ def models_usable_by(*, user: User | AnonymousUser, capability: str = "chat") ->
 def model_get_usable(*, user: User | AnonymousUser, model_id: str, capability: str = "chat") -> LLMModel | None:
     """The model named `<provider>/<name>` if the user may use it now, else None."""
     provider_name, sep, name = model_id.partition("/")
-    if not sep or not name or "\x00" in model_id:  # NUL cannot be in a query to PostgreSQL
+    # A control character or a lone surrogate is in no model's id, and PostgreSQL could not
+    # even be asked about one.
+    if not sep or not name or len(model_id) > MODEL_ID_MAX_LENGTH or not model_id.isprintable():
         return None
     return models_usable_by(user=user, capability=capability).filter(provider__name=provider_name, name=name).first()

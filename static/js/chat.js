@@ -62,14 +62,6 @@ messagesEl.addEventListener("scroll", () => {
   followStream = messagesEl.scrollHeight - messagesEl.scrollTop - messagesEl.clientHeight < 40;
 });
 
-const LETTERS = "ABCD";
-
-function labelOf(message) {
-  if (message.role === "user") return "You";
-  if (message.blind) return `Model ${LETTERS[message.column % LETTERS.length]}`;
-  return message.model || "Assistant";
-}
-
 function turns() {
   return [...messagesEl.querySelectorAll(":scope > .turn")];
 }
@@ -87,68 +79,47 @@ function actionButton(className, text, hidden = false) {
   return button;
 }
 
-function buildArticle(message) {
-  const el = document.createElement("article");
-  el.dataset.messageId = String(message.id);
-  el.dataset.column = String(message.column || 0);
-  el.dataset.parent = message.parent == null ? "" : String(message.parent);
-  el.innerHTML =
-    '<header class="message-meta"><span class="who"></span><span class="status-badge"></span>' +
-    '<span class="stats"></span></header><div class="content plain"></div>' +
-    '<p class="message-error" role="alert" hidden></p><footer class="message-actions"></footer>';
-  el.querySelector(".who").textContent = labelOf(message);
-  const actions = el.querySelector(".message-actions");
-  actions.appendChild(actionButton("copy-message", "Copy"));
-  if (message.role === "user") {
-    actions.appendChild(actionButton("edit-message", "Edit"));
-  } else {
-    actions.appendChild(actionButton("stop-message", "Stop", message.status !== "streaming"));
-    actions.appendChild(actionButton("regenerate", "Regenerate", message.status === "streaming"));
-  }
-  return el;
+// Messages arrive rendered by the server, with the templates of the page itself (a prompt
+// with its whole turn, an answer as its article): this script only places them and applies
+// text deltas, so the page and the socket can never show a message differently.
+function fromHtml(html) {
+  const template = document.createElement("template");
+  template.innerHTML = html; // our own server-rendered, sanitised partial
+  return template.content.firstElementChild;
 }
 
-// Place a new message where it belongs on the shown branch; false when it does not fit
-// (a new version or another branch): the caller then reloads the branch from the server.
+// Put a message's rendering where it belongs on the shown branch; false when it does not
+// fit (a new version or another branch): the caller then reloads the branch from the server.
 function placeMessage(message) {
-  if (messagesEl.querySelector(`[data-message-id="${message.id}"]`)) return true;
+  const rendered = fromHtml(message.html);
+  if (!rendered) return false;
   if (message.role === "user") {
+    const existing = turnElement(message.id);
+    if (existing) {
+      const prompt = rendered.querySelector(`:scope > [data-message-id="${message.id}"]`);
+      existing.querySelector(`:scope > [data-message-id="${message.id}"]`)?.replaceWith(prompt);
+      return true;
+    }
     const all = turns();
     const last = all.length ? Number(all[all.length - 1].dataset.promptId) : null;
     if ((message.parent ?? null) !== last) return false;
     document.getElementById("empty-state")?.remove();
-    const turn = document.createElement("div");
-    turn.className = "turn";
-    turn.dataset.promptId = String(message.id);
-    turn.appendChild(buildArticle(message));
-    const replies = turn.appendChild(document.createElement("div"));
-    replies.className = "replies";
-    messagesEl.appendChild(turn);
+    messagesEl.appendChild(rendered);
+    return true;
+  }
+  const existing = messagesEl.querySelector(`[data-message-id="${message.id}"]`);
+  if (existing) {
+    existing.replaceWith(rendered);
     return true;
   }
   const turn = turnElement(message.parent);
   if (!turn) return false;
   const replies = turn.querySelector(".replies");
   if (replies.querySelector(`:scope > [data-column="${message.column}"]`)) return false;
-  if (message.blind) turn.classList.add("blind");
-  const el = buildArticle(message);
   const after = [...replies.children].find((child) => Number(child.dataset.column) > message.column);
-  replies.insertBefore(el, after || null);
+  replies.insertBefore(rendered, after || null);
   replies.dataset.columns = String(replies.children.length);
   return true;
-}
-
-const STATUS_LABELS = { streaming: "Streaming", stopped: "Stopped", error: "Error", interrupted: "Interrupted" };
-
-function statsOf(message) {
-  if (message.role !== "assistant" || message.status === "streaming") return "";
-  const usage = message.usage || {};
-  const stats = [];
-  if (usage.completion_tokens) stats.push(`${usage.completion_tokens} tokens`);
-  if (message.first_token_ms != null) stats.push(`first token ${message.first_token_ms} ms`);
-  const writing = (message.latency_ms || 0) - (message.first_token_ms || 0);
-  if (usage.completion_tokens && writing > 0) stats.push(`${(usage.completion_tokens * 1000 / writing).toFixed(1)} tokens/s`);
-  return stats.join(" · ");
 }
 
 function renderMessage(message) {
@@ -156,76 +127,29 @@ function renderMessage(message) {
     scheduleReload();
     return;
   }
-  const el = messagesEl.querySelector(`[data-message-id="${message.id}"]`);
-  el.className = `message ${message.role} status-${message.status}` + (el.classList.contains("chosen") ? " chosen" : "");
-  el.dataset.status = message.status;
-  el.querySelector(".who").textContent = labelOf(message);
-  const content = el.querySelector(".content");
-  if (message.html) {
-    content.className = "content markdown";
-    content.innerHTML = message.html; // sanitised on the server (chat.rendering)
-    addCodeCopyButtons(content);
-  } else {
-    content.className = "content plain";
-    content.textContent = message.content || "";
+  for (const el of messagesEl.querySelectorAll(`[data-message-id="${message.id}"], .turn[data-prompt-id="${message.id}"] [data-status="streaming"]`)) {
+    const id = Number(el.dataset.messageId);
+    const content = el.querySelector(".content");
+    if (el.dataset.status === "streaming") {
+      // The text this page has seen may be ahead of the text the server had saved.
+      const known = texts.get(id) || "";
+      if (known.length > content.textContent.length) content.textContent = known;
+      else texts.set(id, content.textContent);
+    } else {
+      texts.delete(id);
+    }
   }
-  if (message.status === "streaming") {
-    const known = texts.get(message.id) || "";
-    if (known.length > (message.content || "").length) content.textContent = known;
-    else texts.set(message.id, message.content || "");
-  } else {
-    texts.delete(message.id);
-  }
-  el.querySelector(".status-badge").textContent = message.role === "assistant" ? STATUS_LABELS[message.status] || "" : "";
-  el.querySelector(".stats").textContent = statsOf(message);
-  el.querySelector(".stop-message")?.toggleAttribute("hidden", message.status !== "streaming");
-  el.querySelector(".regenerate")?.toggleAttribute("hidden", message.status === "streaming");
-  const error = el.querySelector(".message-error");
-  error.textContent = message.error || "";
-  error.hidden = !message.error;
-  renderCitations(el, message.citations || []);
+  decorate(messagesEl.querySelector(`[data-message-id="${message.id}"]`)?.closest(".turn") || messagesEl);
   refreshControls();
   scrollToEnd();
 }
 
-// A side-by-side turn whose answers have all finished gets its actions (vote, continue
-// with this) from the server's rendering.
+// Once every answer of a blind turn has finished, its vote buttons (rendered disabled by the
+// server while answers were being written) can be used.
 function afterDone(frame) {
   const turn = turnElement(frame.parent);
-  if (!turn) return;
-  const replies = turn.querySelectorAll(".replies > .message");
-  if (replies.length > 1 && ![...replies].some((el) => el.dataset.status === "streaming")) scheduleReload();
-}
-
-function renderCitations(el, citations) {
-  let list = el.querySelector(".citations");
-  if (!list) {
-    list = document.createElement("ol");
-    list.className = "citations";
-    el.appendChild(list);
-  }
-  list.replaceChildren();
-  list.hidden = citations.length === 0;
-  for (const citation of citations) {
-    const item = document.createElement("li");
-    item.value = citation.number;
-    const details = item.appendChild(document.createElement("details"));
-    const summary = details.appendChild(document.createElement("summary"));
-    let label = citation.title || citation.url || citation.file_name;
-    if (citation.page) label += ` · page ${citation.page}`;
-    if (citation.rows) label += ` · rows ${citation.rows[0]}–${citation.rows[1]}`;
-    if (citation.heading) label += ` · ${citation.heading}`;
-    summary.textContent = label;
-    details.appendChild(document.createElement("blockquote")).textContent = citation.excerpt;
-    if (citation.url && /^https?:/i.test(citation.url)) {
-      const link = details.appendChild(document.createElement("a"));
-      link.href = citation.url;
-      link.target = "_blank";
-      link.rel = "noopener noreferrer";
-      link.textContent = "Open the source";
-    }
-    list.appendChild(item);
-  }
+  if (!turn || turn.querySelector('.replies > [data-status="streaming"]')) return;
+  turn.querySelectorAll(".vote-bar .vote").forEach((button) => { button.disabled = false; });
 }
 
 const SOURCE_STATUS = { queued: "Queued", fetching: "Fetching", extracting: "Extracting", embedding: "Embedding",
@@ -233,7 +157,7 @@ const SOURCE_STATUS = { queued: "Queued", fetching: "Fetching", extracting: "Ext
 
 function renderSource(source) {
   const list = document.getElementById("source-list");
-  if (!list || source.conversation !== conversationId) return;
+  if (!list || !(source.conversations || []).includes(conversationId)) return;
   let item = list.querySelector(`[data-source-id="${source.id}"]`);
   if (!item) {
     item = document.createElement("li");
@@ -590,7 +514,7 @@ async function submit(event) {
     showComposerError("Pick a model first.");
     return;
   }
-  pendingSend = { type: "send", content, models, blind, sources: [] };
+  pendingSend = { type: "send", content, models, blind };
   if (!conversationId) {
     try {
       await ensureConversation(); // the socket sends pendingSend once open

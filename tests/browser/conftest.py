@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,6 +31,31 @@ def page_under_csp(app_server: str) -> Iterator[object]:
     yield from _page(app_server, bypass_csp=False)
 
 
+class ConsoleErrors:
+    """Every error the page reports: console.error lines (a failed fetch or websocket, a
+    Content-Security-Policy violation, a 404 for a resource) and uncaught exceptions. The page
+    fixtures fail the test on any of them that the test did not declare with `expect`."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+        self.expected: list[re.Pattern[str]] = []
+
+    def add(self, text: str) -> None:
+        self.seen.append(text)
+
+    def expect(self, pattern: str) -> None:
+        """Declare errors matching `pattern` (a regex, searched) as part of what the test does."""
+        self.expected.append(re.compile(pattern))
+
+    def unexpected(self) -> list[str]:
+        return [text for text in self.seen if not any(p.search(text) for p in self.expected)]
+
+
+def console_errors(page) -> ConsoleErrors:
+    """The page's error collector, to `expect` errors that a test provokes on purpose."""
+    return page._multillm_console_errors
+
+
 def _page(app_server: str, *, bypass_csp: bool) -> Iterator[object]:
     from playwright.sync_api import sync_playwright
 
@@ -43,13 +69,25 @@ def _page(app_server: str, *, bypass_csp: bool) -> Iterator[object]:
             context = browser.new_context(base_url=app_server, bypass_csp=bypass_csp)
             page = context.new_page()
             page.set_default_timeout(10_000)
+            errors = ConsoleErrors()
+            page._multillm_console_errors = errors
+            page.on("console", lambda message: _on_console(errors, message))
+            page.on("pageerror", lambda error: errors.add(f"uncaught: {error}"))
             yield page
             browser.close()
+            unexpected = errors.unexpected()
+            assert not unexpected, f"the browser console reported errors: {unexpected}"
             # ORM calls made while Playwright runs use their own connection (asgiref's
             # context-local storage sees a different context there): close it here.
             connections.close_all()
     finally:
         del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
+
+
+def _on_console(errors: ConsoleErrors, message) -> None:
+    if message.type == "error":
+        location = message.location or {}
+        errors.add(f"{message.text} ({location.get('url', '')})")
 
 
 def log_in(page, username: str, password: str) -> None:

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from models_registry.models import Provider
-from tests.browser.conftest import log_in
+from tests.browser.conftest import console_errors, log_in
 from tests.conftest import make_user
 from tests.fakes.ollama import FakeOllama
 
@@ -97,6 +97,7 @@ def test_the_policy_blocks_an_injected_inline_handler(alice, page_under_csp) -> 
     """The control: what the policy forbids is both blocked and seen by the watcher above."""
     page = page_under_csp
     console = watch(page)
+    console_errors(page).expect(r"Executing inline event handler violates the following Content Security Policy")
     log_in(page, "alice", "alice-password-123")
 
     page.evaluate("""document.body.insertAdjacentHTML("beforeend", '<img src="data:," onload="window.__ran = 1">')""")

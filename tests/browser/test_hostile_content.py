@@ -39,7 +39,10 @@ MARKDOWN_PAYLOADS = [
 ]
 FACT = "The vault code is 4417."
 
-INJECTED = "img, iframe, svg, object, embed, style:not([data-app]), script:not([src]), link:not([rel=stylesheet])"
+INJECTED = (
+    "img, iframe, svg, object, embed, style:not([data-app]), script:not([src]),"
+    " link:not([rel=stylesheet]):not([rel=icon][href^='/static/'])"
+)
 CHECK_PAGE = """() => {
   const bad = [];
   for (const el of document.querySelectorAll('*')) {

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from chat.models import Message
-from tests.browser.conftest import log_in
+from tests.browser.conftest import console_errors, log_in
 from tests.fakes.ollama import FakeOllama, split_tokens
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -36,6 +36,8 @@ def test_connection_lost_mid_answer_shows_the_whole_answer_once(
     fake_ollama.reply = lambda messages: sent.append(ANSWER) or ANSWER
     fake_ollama.token_delay = 0.12  # 120 tokens: about 14 s of streaming
     page.context.add_init_script(TRACK_SOCKETS)
+    # The outages make the browser log each failed reconnection attempt.
+    console_errors(page).expect(r"WebSocket connection to '.*' failed")
     log_in(page, "alice", "alice-password-123")
     page.fill("#prompt", "Count slowly")
     page.press("#prompt", "Enter")

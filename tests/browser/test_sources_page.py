@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ingestion.models import Source
-from tests.browser.conftest import log_in
+from tests.browser.conftest import console_errors, log_in
 from tests.fakes.web import PDF_PAGE2_FACT
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -51,6 +51,7 @@ def test_a_blocked_address_fails_with_its_reason_in_the_page(alice, ollama_provi
 def test_a_file_over_the_upload_cap_is_refused_with_its_reason_in_the_page(alice, ollama_provider, page) -> None:
     log_in(page, "alice", "alice-password-123")
     too_big = b"x" * (25 * 1024 * 1024 + 1)  # FETCH_MAX_BYTES is 25 MB in the served app
+    console_errors(page).expect(r"status of 413 \(Request Entity Too Large\)")
 
     page.set_input_files("#attach-file", files=[{"name": "big.txt", "mimeType": "text/plain", "buffer": too_big}])
     page.click("#attach button[type=submit]")

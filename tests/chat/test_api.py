@@ -192,6 +192,26 @@ def test_embeddings_come_back_in_order(app_server, key, ollama_provider, fake_ol
         client_for(app_server, key).embeddings.create(model=LLAMA, input="not an embedding model")
 
 
+def test_an_embeddings_input_over_the_size_limit_is_an_invalid_request_like_a_chat_prompt(
+    app_server, key, alice, ollama_provider, fake_ollama
+) -> None:
+    fake_ollama.models["all-minilm:22m"] = {
+        "family": "bert", "parameter_size": "23M", "quantization_level": "F16", "size": 1,
+        "context_length": 256, "capabilities": ["embedding"],
+    }  # fmt: skip
+    provider_sync_models(provider=ollama_provider)
+    UserLimits.objects.create(user=alice, max_prompt_chars=10)
+    client = client_for(app_server, key)
+
+    with pytest.raises(openai.BadRequestError) as embedding:
+        client.embeddings.create(model="ollama/all-minilm:22m", input="far too long an input")
+    with pytest.raises(openai.BadRequestError) as chat:
+        client.chat.completions.create(model=LLAMA, messages=[{"role": "user", "content": "far too long a prompt"}])
+
+    for caught in (embedding.value, chat.value):
+        assert (caught.code, caught.type) == ("prompt_too_large", "invalid_request_error")
+
+
 def test_key_lifecycle_on_the_settings_page(app_server, alice, ollama_provider) -> None:
     web = Client()
     web.force_login(alice)

@@ -7,9 +7,9 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from chat import services
+from chat import exchanges, tree
 from chat.models import Message, Vote
-from chat.selectors import active_path, conversation_turns, path_message_ids
+from chat.tree import active_path, conversation_turns, path_message_ids
 from models_registry.models import LLMModel
 from tests.conftest import make_conversation
 
@@ -63,13 +63,13 @@ def test_each_model_hears_its_own_side_of_the_history(alice, llama, qwen) -> Non
     llama_now = answer(c, p2, "", llama, status="streaming")
     qwen_now = answer(c, p2, "", qwen, column=1, status="streaming")
 
-    assert services.history_for_generation(assistant_message=llama_now) == [
+    assert tree.history_for_generation(assistant_message=llama_now) == [
         {"role": "system", "content": "Be brief."},
         {"role": "user", "content": "q1"},
         {"role": "assistant", "content": "llama a1"},
         {"role": "user", "content": "q2"},
     ]
-    assert services.history_for_generation(assistant_message=qwen_now)[2] == {"role": "assistant", "content": "qwen a1"}
+    assert tree.history_for_generation(assistant_message=qwen_now)[2] == {"role": "assistant", "content": "qwen a1"}
 
 
 def test_the_chosen_answer_is_everyones_history(alice, llama, qwen) -> None:
@@ -82,7 +82,7 @@ def test_the_chosen_answer_is_everyones_history(alice, llama, qwen) -> None:
     p2 = say(c, "user", "q2", p1)
     later = answer(c, p2, "", llama, status="streaming")
 
-    history = services.history_for_generation(assistant_message=later)
+    history = tree.history_for_generation(assistant_message=later)
 
     assert history[1] == {"role": "assistant", "content": "qwen a1"}
 
@@ -96,7 +96,7 @@ def test_history_is_the_answers_own_branch_and_skips_empty_failures(alice, llama
     on_old = answer(c, old, "", llama, status="streaming")
     answer(c, new, "", llama, status="streaming")
 
-    assert services.history_for_generation(assistant_message=on_old) == [
+    assert tree.history_for_generation(assistant_message=on_old) == [
         {"role": "user", "content": "q1"},
         {"role": "user", "content": "old q2"},
     ]
@@ -105,7 +105,7 @@ def test_history_is_the_answers_own_branch_and_skips_empty_failures(alice, llama
 def test_exchange_start_fans_out_to_every_model_in_columns(alice, llama, qwen) -> None:
     c = make_conversation(alice)
 
-    exchange = services.exchange_start(conversation=c, content="compare", models=[llama, qwen])
+    exchange = exchanges.exchange_start(conversation=c, content="compare", models=[llama, qwen])
 
     assert [(m.column, m.model_id, m.status) for m in exchange.assistant_messages] == [
         (0, llama.pk, "streaming"),
@@ -114,52 +114,52 @@ def test_exchange_start_fans_out_to_every_model_in_columns(alice, llama, qwen) -
     assert all(m.parent_id == exchange.user_message.pk for m in exchange.assistant_messages)
     c.refresh_from_db()
     assert c.selected_models == [llama.model_id, qwen.model_id] and not c.blind
-    with pytest.raises(services.ChatError) as busy:
-        services.exchange_start(conversation=c, content="again", models=[llama])
+    with pytest.raises(exchanges.ChatError) as busy:
+        exchanges.exchange_start(conversation=c, content="again", models=[llama])
     assert busy.value.code == "busy"
 
 
 def test_blind_prompts_are_marked_and_remembered(alice, llama, qwen) -> None:
     c = make_conversation(alice)
 
-    exchange = services.exchange_start(conversation=c, content="who?", models=[llama, qwen], blind=True)
+    exchange = exchanges.exchange_start(conversation=c, content="who?", models=[llama, qwen], blind=True)
 
     assert exchange.user_message.blind
     assert sorted(m.model_id for m in exchange.assistant_messages) == sorted([llama.pk, qwen.pk])
     c.refresh_from_db()
     assert c.blind
     single = make_conversation(alice)
-    assert not services.exchange_start(conversation=single, content="x", models=[llama], blind=True).user_message.blind
+    assert not exchanges.exchange_start(conversation=single, content="x", models=[llama], blind=True).user_message.blind
 
 
 def test_regenerate_adds_a_current_version_in_the_same_column(alice, llama, qwen) -> None:
     c = make_conversation(alice)
-    exchange = services.exchange_start(conversation=c, content="q", models=[llama, qwen])
+    exchange = exchanges.exchange_start(conversation=c, content="q", models=[llama, qwen])
     finish_all(c)
     old = exchange.assistant_messages[1]
 
-    new = services.answer_regenerate(conversation=c, message_id=old.pk)
+    new = exchanges.answer_regenerate(conversation=c, message_id=old.pk)
 
     assert (new.parent_id, new.column, new.model_id, new.status) == (old.parent_id, 1, qwen.pk, "streaming")
     turn = active_path(c.messages.all())[0]
     assert [m.pk for m in turn.replies] == [exchange.assistant_messages[0].pk, new.pk]
     assert turn.reply_versions[1] == [old.pk, new.pk]
-    with pytest.raises(services.ChatError) as busy:
-        services.answer_regenerate(conversation=c, message_id=new.pk)
+    with pytest.raises(exchanges.ChatError) as busy:
+        exchanges.answer_regenerate(conversation=c, message_id=new.pk)
     assert busy.value.code == "busy", "a column cannot be regenerated while it streams"
 
-    services.version_show(conversation=c, message_id=old.pk)
+    exchanges.version_show(conversation=c, message_id=old.pk)
 
     assert [m.pk for m in active_path(c.messages.all())[0].replies][1] == old.pk
 
 
 def test_regenerating_the_chosen_answer_keeps_it_chosen(alice, llama, qwen) -> None:
     c = make_conversation(alice)
-    exchange = services.exchange_start(conversation=c, content="q", models=[llama, qwen])
+    exchange = exchanges.exchange_start(conversation=c, content="q", models=[llama, qwen])
     finish_all(c)
-    services.reply_choose(conversation=c, prompt_id=exchange.user_message.pk, message_id=exchange.assistant_message.pk)
+    exchanges.reply_choose(conversation=c, prompt_id=exchange.user_message.pk, message_id=exchange.assistant_message.pk)
 
-    new = services.answer_regenerate(conversation=c, message_id=exchange.assistant_message.pk)
+    new = exchanges.answer_regenerate(conversation=c, message_id=exchange.assistant_message.pk)
 
     exchange.user_message.refresh_from_db()
     assert exchange.user_message.chosen_reply_id == new.pk
@@ -167,12 +167,12 @@ def test_regenerating_the_chosen_answer_keeps_it_chosen(alice, llama, qwen) -> N
 
 def test_edit_starts_a_branch_and_switching_back_restores_the_old_one(alice, llama, qwen) -> None:
     c = make_conversation(alice)
-    first = services.exchange_start(conversation=c, content="q1", models=[llama])
+    first = exchanges.exchange_start(conversation=c, content="q1", models=[llama])
     finish_all(c)
-    second = services.exchange_start(conversation=c, content="q2", models=[llama])
+    second = exchanges.exchange_start(conversation=c, content="q2", models=[llama])
     finish_all(c)
 
-    edited = services.prompt_edit(conversation=c, message_id=first.user_message.pk, content="q1 again",
+    edited = exchanges.prompt_edit(conversation=c, message_id=first.user_message.pk, content="q1 again",
                                   models=[llama, qwen])  # fmt: skip
 
     assert edited.user_message.parent_id is None and len(edited.assistant_messages) == 2
@@ -181,7 +181,7 @@ def test_edit_starts_a_branch_and_switching_back_restores_the_old_one(alice, lla
     assert path[0].prompt_versions == [first.user_message.pk, edited.user_message.pk]
     finish_all(c)
 
-    services.version_show(conversation=c, message_id=first.user_message.pk)
+    exchanges.version_show(conversation=c, message_id=first.user_message.pk)
 
     path = active_path(c.messages.all())
     assert [t.prompt.pk for t in path] == [first.user_message.pk, second.user_message.pk]
@@ -192,10 +192,10 @@ def test_edit_starts_a_branch_and_switching_back_restores_the_old_one(alice, lla
 
 def test_continue_with_this_picks_the_model_and_with_all_restores_them(alice, llama, qwen) -> None:
     c = make_conversation(alice)
-    exchange = services.exchange_start(conversation=c, content="q", models=[llama, qwen])
+    exchange = exchanges.exchange_start(conversation=c, content="q", models=[llama, qwen])
     finish_all(c)
 
-    services.reply_choose(
+    exchanges.reply_choose(
         conversation=c, prompt_id=exchange.user_message.pk, message_id=exchange.assistant_messages[1].pk
     )
 
@@ -204,7 +204,7 @@ def test_continue_with_this_picks_the_model_and_with_all_restores_them(alice, ll
     assert exchange.user_message.chosen_reply_id == exchange.assistant_messages[1].pk
     assert c.selected_models == [qwen.model_id]
 
-    services.reply_choose(conversation=c, prompt_id=exchange.user_message.pk, message_id=None)
+    exchanges.reply_choose(conversation=c, prompt_id=exchange.user_message.pk, message_id=None)
 
     c.refresh_from_db()
     exchange.user_message.refresh_from_db()
@@ -214,55 +214,55 @@ def test_continue_with_this_picks_the_model_and_with_all_restores_them(alice, ll
 
 def test_votes_need_finished_answers_one_per_prompt_and_blind_picks_wait_for_them(alice, bob, llama, qwen) -> None:
     c = make_conversation(alice)
-    exchange = services.exchange_start(conversation=c, content="q", models=[llama, qwen], blind=True)
+    exchange = exchanges.exchange_start(conversation=c, content="q", models=[llama, qwen], blind=True)
     prompt_id = exchange.user_message.pk
-    with pytest.raises(services.ChatError) as streaming:
-        services.vote_cast(owner=alice, conversation=c, prompt_id=prompt_id, winner_id=None)
+    with pytest.raises(exchanges.ChatError) as streaming:
+        exchanges.vote_cast(owner=alice, conversation=c, prompt_id=prompt_id, winner_id=None)
     assert streaming.value.code == "busy"
     finish_all(c)
-    with pytest.raises(services.ChatError) as early:
-        services.reply_choose(conversation=c, prompt_id=prompt_id, message_id=exchange.assistant_message.pk)
+    with pytest.raises(exchanges.ChatError) as early:
+        exchanges.reply_choose(conversation=c, prompt_id=prompt_id, message_id=exchange.assistant_message.pk)
     assert early.value.code == "vote_first"
     winner = next(m for m in exchange.assistant_messages if m.model_id == qwen.pk)
 
-    vote = services.vote_cast(owner=alice, conversation=c, prompt_id=prompt_id, winner_id=winner.pk)
+    vote = exchanges.vote_cast(owner=alice, conversation=c, prompt_id=prompt_id, winner_id=winner.pk)
 
     assert (vote.owner, vote.winner_id, vote.winner_model) == (alice, winner.pk, qwen.model_id)
     assert sorted(vote.contenders) == sorted([llama.model_id, qwen.model_id])
-    with pytest.raises(services.ChatError) as again:
-        services.vote_cast(owner=alice, conversation=c, prompt_id=prompt_id, winner_id=None)
+    with pytest.raises(exchanges.ChatError) as again:
+        exchanges.vote_cast(owner=alice, conversation=c, prompt_id=prompt_id, winner_id=None)
     assert again.value.code == "already_voted"
-    with pytest.raises(services.ChatError) as foreign:
-        services.vote_cast(owner=bob, conversation=c, prompt_id=prompt_id, winner_id=None)
+    with pytest.raises(exchanges.ChatError) as foreign:
+        exchanges.vote_cast(owner=bob, conversation=c, prompt_id=prompt_id, winner_id=None)
     assert foreign.value.code == "not_found"
     assert Vote.objects.count() == 1
 
 
 def test_a_single_answer_cannot_be_voted_on(alice, llama) -> None:
     c = make_conversation(alice)
-    exchange = services.exchange_start(conversation=c, content="q", models=[llama])
+    exchange = exchanges.exchange_start(conversation=c, content="q", models=[llama])
     finish_all(c)
 
-    with pytest.raises(services.ChatError) as caught:
-        services.vote_cast(owner=alice, conversation=c, prompt_id=exchange.user_message.pk, winner_id=None)
+    with pytest.raises(exchanges.ChatError) as caught:
+        exchanges.vote_cast(owner=alice, conversation=c, prompt_id=exchange.user_message.pk, winner_id=None)
 
     assert caught.value.code == "not_comparable"
 
 
 def test_messages_of_another_conversation_are_not_found(alice, llama) -> None:
     mine, other = make_conversation(alice), make_conversation(alice)
-    exchange = services.exchange_start(conversation=other, content="q", models=[llama])
+    exchange = exchanges.exchange_start(conversation=other, content="q", models=[llama])
     finish_all(other)
 
     for call in (
-        lambda: services.answer_regenerate(conversation=mine, message_id=exchange.assistant_message.pk),
-        lambda: services.version_show(conversation=mine, message_id=exchange.user_message.pk),
-        lambda: services.prompt_edit(
+        lambda: exchanges.answer_regenerate(conversation=mine, message_id=exchange.assistant_message.pk),
+        lambda: exchanges.version_show(conversation=mine, message_id=exchange.user_message.pk),
+        lambda: exchanges.prompt_edit(
             conversation=mine, message_id=exchange.user_message.pk, content="x", models=[llama]
         ),
-        lambda: services.reply_choose(conversation=mine, prompt_id=exchange.user_message.pk, message_id=None),
+        lambda: exchanges.reply_choose(conversation=mine, prompt_id=exchange.user_message.pk, message_id=None),
     ):
-        with pytest.raises(services.ChatError) as caught:
+        with pytest.raises(exchanges.ChatError) as caught:
             call()
         assert caught.value.code == "not_found"
     assert other.messages.count() == 2
@@ -302,3 +302,60 @@ def test_conversation_page_queries_do_not_grow_with_the_messages(alice, llama) -
         counts.append(len(queries))
 
     assert counts[0] == counts[1] == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_end_of_an_answer_keeps_a_version_switch_made_while_it_was_saved(alice, llama) -> None:
+    """A switch to another version (is_current) commits between the answer's read and write of
+    its row: the end of the answer writes only its own columns, so the switch is kept. The
+    interleaving is forced with a row lock, on the real PostgreSQL."""
+    import threading
+    import time
+
+    from django.db import connections, transaction
+
+    c = make_conversation(alice)
+    streaming = exchanges.exchange_start(conversation=c, content="q", models=[llama]).assistant_message
+    locked, errors = threading.Event(), []
+
+    def switch_version() -> None:
+        try:
+            with transaction.atomic():
+                Message.objects.select_for_update().get(pk=streaming.pk)
+                locked.set()
+                deadline = time.monotonic() + 10
+                with connection.cursor() as cursor:  # until the answer's write waits for this lock
+                    while time.monotonic() < deadline:
+                        cursor.execute(
+                            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                            "AND datname = current_database()"
+                        )
+                        if cursor.fetchone()[0]:
+                            break
+                        time.sleep(0.02)
+                Message.objects.filter(pk=streaming.pk).update(is_current=False)
+        except Exception as exc:  # reported by the test below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    def finish() -> None:
+        try:
+            exchanges.message_finish(message_id=streaming.pk, content="done", status="complete")
+        except Exception as exc:
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    switcher = threading.Thread(target=switch_version)
+    switcher.start()
+    assert locked.wait(10)
+    finisher = threading.Thread(target=finish)
+    finisher.start()
+    switcher.join(20)
+    finisher.join(20)
+
+    assert not errors, errors
+    saved = Message.objects.get(pk=streaming.pk)
+    assert (saved.status, saved.content) == ("complete", "done")
+    assert saved.is_current is False, "the end of the answer overwrote the version switch"

@@ -53,13 +53,20 @@ async def test_answer_streams_over_the_socket_and_is_saved(alice, conversation, 
     assert created[0]["content"] == "What is the capital of France?"
     assistant_id = created[1]["id"]
     assert created[1]["status"] == "streaming" and created[1]["model"] == LLAMA
+    # A prompt comes rendered with its whole turn, its streaming answer inside (chat/_turn.html).
+    assert created[0]["html"].startswith(f'<div class="turn" data-prompt-id="{created[0]["id"]}"')
+    assert f'data-message-id="{assistant_id}" data-status="streaming"' in created[0]["html"]
     assert text_of(frames, assistant_id) == "You said: What is the capital of France?"
     title = next(f for f in frames if f["type"] == "conversation.updated")
     assert title["conversation"]["title"] == "What is the capital of France?"
     done = frames[-1]
     assert done["status"] == "complete" and done["message"] == assistant_id
     assert done["usage"] == {"prompt_tokens": 6, "completion_tokens": 8}
-    assert done["html"].startswith("<p>You said:") and done["citations"] == []
+    # The answer as the page renders it (chat/_message.html), with the markdown inside.
+    assert done["html"].startswith(
+        f'<article class="message assistant status-complete" data-message-id="{assistant_id}"'
+    )
+    assert '<div class="content markdown"><p>You said:' in done["html"] and done["citations"] == []
 
     saved = await Message.objects.aget(pk=assistant_id)
     assert saved.content == "You said: What is the capital of France?"
@@ -397,7 +404,7 @@ async def test_chat_over_the_request_limit_says_when_to_retry(alice, conversatio
     await ws.send({"type": "send", "content": "two", "models": [LLAMA]})
     error = await ws.receive()
 
-    assert error["code"] == "rate_limited" and "1 requests a minute" in error["detail"]
+    assert error["code"] == "rate_limited" and "1 request a minute" in error["detail"]
     assert await Message.objects.filter(conversation=conversation, role="user").acount() == 1
     await ws.close()
 
@@ -440,3 +447,68 @@ async def test_more_open_sockets_than_pooled_connections_all_get_answers(alice, 
     finally:
         for ws in sockets:
             await ws.close()
+
+
+async def held_tickets(user) -> int:
+    """The user's running answers as the quota counters see them (Redis, as in production)."""
+    import redis.asyncio as redis
+    from django.conf import settings
+
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    try:
+        return int(await client.get(f"{settings.CHANNEL_LAYER_PREFIX}:quota:{user.pk}:concurrent") or 0)
+    finally:
+        await client.aclose()
+
+
+async def test_an_edit_holding_nul_is_saved_clean_and_never_locks_the_user_out(
+    alice, conversation, fake_ollama
+) -> None:
+    """Once, an `edit` with NUL raised a database error in the consumer and kept the user's
+    ticket: with a limit of one answer at once, every later message was refused for 15 minutes."""
+    from chat.models import UserLimits
+
+    await UserLimits.objects.acreate(user=alice, concurrent_generations=1)
+    _, _, ws = await open_socket(conversation.uuid, user=alice)
+    await ws.send({"type": "send", "content": "first", "models": [LLAMA]})
+    prompt = (await ws.receive_until(lambda f: f["type"] == "message.created"))[-1]["message"]
+    await ws.receive_until(is_done)
+    await finish_generations()
+
+    await ws.send({"type": "edit", "message": prompt["id"], "content": "fi\x00rst\x00", "models": [LLAMA]})
+    frames = await ws.receive_until(lambda f: is_done(f) or f["type"] == "error")
+    await finish_generations()
+
+    assert is_done(frames[-1]) and frames[-1]["status"] == "complete", frames[-1]
+    edited = [f["message"] for f in frames if f["type"] == "message.created" and f["message"]["role"] == "user"]
+    assert edited[0]["content"] == "first" and edited[0]["id"] != prompt["id"]
+    assert await held_tickets(alice) == 0
+    await ws.send({"type": "send", "content": "and now?", "models": [LLAMA]})
+    assert is_done((await ws.receive_until(lambda f: is_done(f) or f["type"] == "error"))[-1])
+    await finish_generations()
+    await ws.close()
+
+
+async def test_a_send_that_fails_unexpectedly_gives_its_ticket_back(alice, conversation, fake_ollama) -> None:
+    """The conversation is deleted in another tab while this one is open: the send fails inside
+    the service with an error no handler expects. The socket says so, and the ticket is back."""
+    from chat.models import UserLimits
+
+    await UserLimits.objects.acreate(user=alice, concurrent_generations=1)
+    _, _, ws = await open_socket(conversation.uuid, user=alice)
+    await Conversation.objects.filter(pk=conversation.pk).adelete()
+
+    await ws.send({"type": "send", "content": "hello?", "models": [LLAMA]})
+    error = await ws.receive()
+
+    assert (error["type"], error["code"]) == ("error", "not_found")
+    assert (await ws.communicator.receive_output(timeout=5))["code"] == 4404
+    assert await held_tickets(alice) == 0
+
+
+async def test_every_client_frame_of_the_protocol_has_a_handler(alice, conversation) -> None:
+    from chat.consumers import ChatConsumer
+    from chat.realtime import CLIENT_FRAME_TYPES
+
+    consumer = ChatConsumer()
+    assert set(consumer._handlers()) == CLIENT_FRAME_TYPES

@@ -13,9 +13,10 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from chat import selectors
+from chat import search, selectors
 from chat.models import Conversation, Message
-from chat.selectors import conversations_search, date_group, sidebar_for_user
+from chat.search import conversations_search
+from chat.selectors import date_group, sidebar_for_user
 from chat.services import ChatError, conversation_delete, conversation_rename, conversation_set_pinned
 from tests.conftest import make_conversation
 
@@ -324,7 +325,7 @@ def test_the_sqlite_fallback_search_finds_and_escapes(alice, bob) -> None:
     say(conversation, "Numbers for the BUDGET <script>x()</script> are in.")
     say(make_conversation(bob, title="Bob's budget"), "budget")
 
-    hits = selectors._search_fallback(user=alice, terms=["budget"], limit=10)
+    hits = search._search_fallback(user=alice, terms=["budget"], limit=10)
 
     assert [h.conversation.pk for h in hits] == [conversation.pk]
     assert hits[0].title_html == "<mark>Budget</mark> &lt;b&gt;plan&lt;/b&gt;"
@@ -371,3 +372,17 @@ def test_the_chat_page_has_no_inline_script_or_handlers(alice) -> None:
         assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", page), url
         assert not re.search(r"\son[a-z]+\s*=", page), url
         assert " style=" not in page, url
+
+
+def test_a_title_with_nul_control_and_bidi_characters_is_saved_clean(alice) -> None:
+    """Once a 500: PostgreSQL cannot store NUL. The one validation layer removes what text cannot
+    hold or should not show: NUL, escapes, a right-to-left override that would reverse the title."""
+    conversation = make_conversation(alice, title="Old")
+
+    response = logged_in(alice).post(
+        f"/c/{conversation.uuid}/rename/", {"title": "Bud\x00get\x1b[2J \u202eplan\u202c\n2025"},
+        HTTP_ACCEPT="application/json",
+    )  # fmt: skip
+
+    assert response.status_code == 200 and response.json()["title"] == "Budget[2J plan 2025"
+    assert Conversation.objects.get(pk=conversation.pk).title == "Budget[2J plan 2025"

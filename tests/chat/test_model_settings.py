@@ -8,7 +8,8 @@ from django.contrib.auth.models import User
 from django.test import Client
 
 from chat.models import Conversation, Preset
-from chat.services import ChatError, ModelSettings, model_settings_parse, preset_apply, preset_create
+from chat.presets import ModelSettings, model_settings_parse, preset_apply, preset_create
+from chat.services import ChatError
 from tests.chat.test_consumer import LLAMA, finish_generations, is_done
 from tests.conftest import make_conversation, make_user, open_socket
 
@@ -211,3 +212,13 @@ def test_admins_manage_presets_in_the_admin(alice) -> None:
     preset.refresh_from_db()
     assert preset.shared
     assert "Team style (shared)" in logged_in(make_user("carol")).get("/").content.decode()
+
+
+def test_a_preset_name_and_system_prompt_with_nul_are_saved_clean(alice) -> None:
+    response = logged_in(alice).post(
+        "/presets/", {"preset_name": "Te\x00rse\u202e", "system_prompt": "Be\x00 brief.\tAlways.", "temperature": ""}
+    )
+
+    assert response.status_code == 302
+    preset = Preset.objects.get(owner=alice)
+    assert (preset.name, preset.system_prompt) == ("Terse", "Be brief.\tAlways.")

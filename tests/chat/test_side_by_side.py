@@ -8,7 +8,7 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from chat.models import Conversation, Message, UserLimits, Vote
-from chat.selectors import path_message_ids
+from chat.tree import path_message_ids
 from models_registry.models import Provider
 from models_registry.services import provider_sync_models
 from tests.chat.test_consumer import finish_generations, is_done

@@ -9,7 +9,7 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
-from chat import services
+from chat import exchanges
 from chat.models import Message, Vote
 from models_registry.models import LLMModel
 from tests.conftest import make_conversation, make_user
@@ -30,7 +30,7 @@ def qwen(ollama_provider) -> LLMModel:
 
 def finish_all(conversation) -> None:
     for m in conversation.messages.filter(status="streaming"):
-        services.message_finish(message_id=m.pk, content=f"answer by column {m.column}", status="complete",
+        exchanges.message_finish(message_id=m.pk, content=f"answer by column {m.column}", status="complete",
                                 completion_tokens=10, first_token_ms=100, latency_ms=1100)  # fmt: skip
 
 
@@ -44,7 +44,7 @@ def seed_turns(conversation, model, count: int) -> None:
 
 def test_side_by_side_answers_render_in_columns_with_their_stats(alice, llama, qwen) -> None:
     c = make_conversation(alice)
-    services.exchange_start(conversation=c, content="compare", models=[llama, qwen])
+    exchanges.exchange_start(conversation=c, content="compare", models=[llama, qwen])
     finish_all(c)
 
     html = logged_in(alice).get(c.get_absolute_url()).content.decode()
@@ -58,7 +58,7 @@ def test_side_by_side_answers_render_in_columns_with_their_stats(alice, llama, q
 
 def test_blind_answers_are_unnamed_on_the_page_until_the_vote(alice, llama, qwen) -> None:
     c = make_conversation(alice)
-    exchange = services.exchange_start(conversation=c, content="who?", models=[llama, qwen], blind=True)
+    exchange = exchanges.exchange_start(conversation=c, content="who?", models=[llama, qwen], blind=True)
     finish_all(c)
     client = logged_in(alice)
 
@@ -70,7 +70,7 @@ def test_blind_answers_are_unnamed_on_the_page_until_the_vote(alice, llama, qwen
         assert "llama" not in replies and "qwen" not in replies
         assert "Model A" in replies and "Model B" in replies
         assert "Continue with this" not in replies and "Which answer is best?" in replies
-    services.vote_cast(owner=alice, conversation=c, prompt_id=exchange.user_message.pk, winner_id=None)
+    exchanges.vote_cast(owner=alice, conversation=c, prompt_id=exchange.user_message.pk, winner_id=None)
 
     after = client.get(c.get_absolute_url()).content.decode()
 
@@ -79,7 +79,7 @@ def test_blind_answers_are_unnamed_on_the_page_until_the_vote(alice, llama, qwen
 
 def test_exports_keep_blind_models_secret_until_the_vote(alice, llama, qwen) -> None:
     c = make_conversation(alice)
-    exchange = services.exchange_start(conversation=c, content="who?", models=[llama, qwen], blind=True)
+    exchange = exchanges.exchange_start(conversation=c, content="who?", models=[llama, qwen], blind=True)
     finish_all(c)
     client = logged_in(alice)
 
@@ -89,7 +89,7 @@ def test_exports_keep_blind_models_secret_until_the_vote(alice, llama, qwen) -> 
     # The models picked are no secret (the composer shows them); which answer is whose is.
     assert [m["model"] for m in data["messages"] if m["role"] == "assistant"] == [None, None]
     assert "llama" not in markdown and "qwen" not in markdown and "A hidden model" in markdown
-    services.vote_cast(owner=alice, conversation=c, prompt_id=exchange.user_message.pk, winner_id=None)
+    exchanges.vote_cast(owner=alice, conversation=c, prompt_id=exchange.user_message.pk, winner_id=None)
     after = client.get(f"/c/{c.uuid}/export.json").json()
     assert {m["model"] for m in after["messages"] if m["role"] == "assistant"} == {llama.model_id, qwen.model_id}
 

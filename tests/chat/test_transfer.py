@@ -260,3 +260,18 @@ def test_import_never_writes_into_an_existing_conversation(alice, bob) -> None:
 
     assert bobs.messages.count() == 0
     assert Conversation.objects.get(owner=alice).messages.count() == 2
+
+
+def test_an_export_holding_nul_and_lone_surrogates_imports_clean(alice) -> None:
+    """Once a 500: `\\u0000` in a JSON export reached PostgreSQL. Every text of the file goes
+    through the same checks as typed text; citations (stored as JSON) too."""
+    data = valid_file(title="Tr\u0000ip", system_prompt="Be\u0000 brief")
+    data["messages"][0]["content"] = "hi\u0000 there \ud800"
+    data["messages"][1].update(model="x/\u0000y", citations=[{"title": "Doc\u0000", "excerpt": "\udfff"}])
+
+    conversation = conversation_import(owner=alice, raw=json.dumps(data).encode())
+
+    assert (conversation.title, conversation.system_prompt) == ("Trip", "Be brief")
+    prompt, answer = conversation.messages.order_by("id")
+    assert prompt.content == "hi there \ufffd"
+    assert answer.model_label == "x/y" and answer.citations == [{"title": "Doc", "excerpt": "\ufffd"}]

@@ -11,7 +11,7 @@ from django.test import Client
 from django.utils import timezone
 
 from chat.models import Message
-from chat.selectors import usage_for_everyone, usage_for_user
+from chat.usage import usage_for_everyone, usage_for_user
 from chat.views import csv_safe
 from tests.conftest import make_conversation, make_user
 

@@ -16,7 +16,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 DEPLOY = ROOT / "deploy"
-SCRIPTS = [DEPLOY / "entrypoint.sh", *sorted((DEPLOY / "azure").glob("*.sh"))]
+SCRIPTS = [DEPLOY / "entrypoint.sh", *sorted((DEPLOY / "azure").glob("*.sh")), *sorted((ROOT / "scripts").glob("*.sh"))]
 # Read by the settings module through these helpers (first argument: the variable's name).
 READERS = r"(?:_typed|_positive|_url|_urls|env\.\w+|os\.environ\.get|os\.getenv)\(\s*\"([A-Z][A-Z0-9_]+)\""
 

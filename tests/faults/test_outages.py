@@ -119,8 +119,8 @@ from ingestion.models import Chunk, Document, Source
 document = Document.objects.create(content_hash="f" * 64, kind="text", title="Harbour notes", status="ready",
                                    chunk_count=1, embedding_model="all-MiniLM-L6-v2")
 Chunk.objects.create(document=document, index=0, text="The harbour budget for 2025 is 4.2 million.")
-Source.objects.create(owner=user, conversation=conversation, url="https://example.com/notes", document=document,
-                      status="ready")
+conversation.sources.add(Source.objects.create(owner=user, url="https://example.com/notes", document=document,
+                                               status="ready"))
 """
 
 

@@ -23,7 +23,9 @@ from tests.fakes.web import Document as WebDocument
 
 
 def ingest(owner, url: str, conversation=None) -> Source:
-    source = Source.objects.create(owner=owner, conversation=conversation, url=url)
+    source = Source.objects.create(owner=owner, url=url)
+    if conversation is not None:
+        conversation.sources.add(source)
     source_ingest(source_id=source.pk, final_attempt=True)
     source.refresh_from_db()
     return source
@@ -307,13 +309,14 @@ def reattach_is_instant(user, web, paths: list[str]) -> None:
 def test_uploaded_files_are_kept_under_our_name_and_ingested(alice, web, settings) -> None:
     from django.core.files.uploadedfile import SimpleUploadedFile
 
-    from ingestion.services import source_attach_file, upload_path
+    from chat.services import conversation_source_attach_file
+    from ingestion.services import upload_path
     from tests.fakes.web import report_pdf
 
     conversation = make_conversation(alice)
     upload = SimpleUploadedFile("../../etc/evil\x00name.pdf", report_pdf(), content_type="application/pdf")
 
-    source = source_attach_file(owner=alice, conversation=conversation, upload=upload)
+    source = conversation_source_attach_file(owner=alice, conversation=conversation, upload=upload)
     source_ingest(source_id=source.pk, final_attempt=True)
 
     source.refresh_from_db()
@@ -335,10 +338,13 @@ def test_uploaded_files_are_kept_under_our_name_and_ingested(alice, web, setting
 def test_bad_uploads_are_refused_with_a_reason(alice, name, body, code) -> None:
     from django.core.files.uploadedfile import SimpleUploadedFile
 
-    from ingestion.services import SourceError, source_attach_file
+    from chat.services import conversation_source_attach_file
+    from ingestion.services import SourceError
 
     with pytest.raises(SourceError) as caught:
-        source_attach_file(owner=alice, conversation=make_conversation(alice), upload=SimpleUploadedFile(name, body))
+        conversation_source_attach_file(
+            owner=alice, conversation=make_conversation(alice), upload=SimpleUploadedFile(name, body)
+        )
 
     assert caught.value.code == code and caught.value.detail
     assert not Source.objects.exists()

@@ -14,8 +14,9 @@ from django.test import Client, RequestFactory
 from django.test.client import encode_multipart
 
 from chat import views
+from chat.services import conversation_source_attach_file
 from ingestion.models import Source
-from ingestion.services import SourceError, source_attach_file, upload_path
+from ingestion.services import SourceError, upload_path
 from ingestion.uploads import MULTIPART_OVERHEAD_BYTES
 from tests.conftest import make_conversation
 
@@ -146,7 +147,7 @@ def test_upload_within_the_cap_is_accepted(alice, settings, upload_dirs) -> None
 def test_file_names_never_choose_where_the_bytes_are_stored(alice, upload_dirs, tmp_path, name, shown) -> None:
     before = files_under(tmp_path)
 
-    source = source_attach_file(
+    source = conversation_source_attach_file(
         owner=alice, conversation=make_conversation(alice), upload=SimpleUploadedFile(name, b"Some notes.\n")
     )
 
@@ -160,7 +161,9 @@ def test_file_names_never_choose_where_the_bytes_are_stored(alice, upload_dirs, 
 @pytest.mark.parametrize("name", ["\x00", ".\x00.", "\x01\x02"])  # Django itself refuses "..", "/"
 def test_file_names_with_nothing_left_are_refused(alice, upload_dirs, name) -> None:
     with pytest.raises(SourceError) as caught:
-        source_attach_file(owner=alice, conversation=make_conversation(alice), upload=SimpleUploadedFile(name, b"x"))
+        conversation_source_attach_file(
+            owner=alice, conversation=make_conversation(alice), upload=SimpleUploadedFile(name, b"x")
+        )
 
     assert caught.value.code == "unsupported_type"
     assert files_under(upload_dirs[1]) == []

@@ -25,8 +25,8 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from chat.api_keys import api_key_create
 from chat.models import ApiKey, Conversation, Message
+from chat.services import conversation_source_attach_file, conversation_source_attach_url
 from ingestion.models import Source
-from ingestion.services import source_attach_file, source_attach_url
 from tests.conftest import ORIGIN, make_conversation, session_cookie
 
 SECRET = "zq7-alice-secret"
@@ -57,12 +57,14 @@ def alice_objects(alice: User) -> AliceObjects:
         content=f"{SECRET} answer",
         content_html=f"<p>{SECRET} answer</p>",
     )
-    upload = source_attach_file(
+    upload = conversation_source_attach_file(
         owner=alice,
         conversation=conversation,
         upload=SimpleUploadedFile(f"{SECRET}-notes.txt", f"{SECRET} file body".encode(), content_type="text/plain"),
     )
-    url_source = source_attach_url(owner=alice, conversation=conversation, url=f"http://10.255.255.1/{SECRET}.html")
+    url_source = conversation_source_attach_url(
+        owner=alice, conversation=conversation, url=f"http://10.255.255.1/{SECRET}.html"
+    )
     # (a private address: the fetcher refuses it without a lookup or a connection)
     key, raw_key = api_key_create(user=alice, name=f"{SECRET} key")
     markers = [

@@ -41,7 +41,8 @@ async def test_a_source_with_instructions_only_ever_produces_text(alice, bob, ll
     web.set_content("/injected.html", injected_page(exfil), "text/html; charset=utf-8")
     conversation = await sync_to_async(make_conversation)(alice)
     bob_conversation = await sync_to_async(make_conversation)(bob, title="bob's own")
-    source = await Source.objects.acreate(owner=alice, conversation=conversation, url=web.url("/injected.html"))
+    source = await Source.objects.acreate(owner=alice, url=web.url("/injected.html"))
+    await conversation.sources.aadd(source)
     await sync_to_async(source_ingest)(source_id=source.pk, final_attempt=True)
     assert (await Source.objects.aget(pk=source.pk)).status == "ready"
     fake_ollama.reply = obedient_model

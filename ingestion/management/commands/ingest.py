@@ -6,7 +6,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from ingestion.models import Source
-from ingestion.services import SourceError, _publish, source_as_frame, source_ingest
+from ingestion.services import SourceError, source_create_from_url, source_ingest, source_status_announce
 from ingestion.vectorstore import VectorStoreUnavailable, vector_store
 
 
@@ -22,26 +22,24 @@ class Command(BaseCommand):
         owner = users.filter(username=user).first() if user else users.filter(is_superuser=True).first()
         if owner is None:
             raise CommandError(f"No user named {user!r}." if user else "No superuser exists: pass --user NAME.")
-        if not url.lower().startswith(("http://", "https://")):
-            raise CommandError("Give a web address that starts with http:// or https://.")
         try:  # the embedded store may be held by the running web server: say so before starting
             vector_store()
         except VectorStoreUnavailable as exc:
             raise CommandError(str(exc)) from None
-        source = Source.objects.create(owner=owner, url=url)
-        self.stdout.write(f"Ingesting {url} for {owner.get_username()}…")
         try:
-            source_ingest(source_id=source.pk, final_attempt=True, on_status=self._show)
+            source = source_create_from_url(owner=owner, url=url, queue=False)  # run here, below
         except SourceError as exc:
             raise CommandError(exc.detail) from None
+        self.stdout.write(f"Ingesting {source.url} for {owner.get_username()}…")
+        source_ingest(source_id=source.pk, final_attempt=True, reporter=self._show)
         source.refresh_from_db()
-        frame = source_as_frame(source)
-        if source.status != Source.Status.READY:
+        if source.status != Source.Status.READY or source.document is None:
             raise CommandError(f"Failed: {source.error}")
+        document = source.document
         self.stdout.write(self.style.SUCCESS(
-            f"Ready: {frame['title']} ({frame['size_bytes']:,} bytes, {frame['chunk_count']} chunks)."
+            f"Ready: {source.name} ({document.size_bytes:,} bytes, {document.chunk_count} chunks)."
         ))  # fmt: skip
-        _publish(source)
 
-    def _show(self, status: str) -> None:
-        self.stdout.write(f"  {status}…")
+    def _show(self, source: Source) -> None:
+        self.stdout.write(f"  {source.status}…")
+        source_status_announce(source)
