@@ -59,5 +59,8 @@ def test_no_page_logs_a_console_error(ollama_provider: Provider, llama, page_und
         assert not console_errors(page).unexpected(), (path, console_errors(page).unexpected())
 
     assert len(visited) > 20
-    # The icon is there for pages without a link to it, too.
+    # The icon is there for pages without a link to it, too, logged in or not.
     assert page.request.get("/favicon.ico").status == 200
+    page.context.clear_cookies()
+    anonymous = page.request.get("/favicon.ico", max_redirects=0)
+    assert anonymous.status == 301 and anonymous.headers["location"].endswith("/static/favicon.svg")
